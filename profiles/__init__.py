@@ -1,0 +1,1 @@
+"""Profiles packaged with meshforge (TOML files, read through importlib.resources)."""

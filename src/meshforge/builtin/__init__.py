@@ -1,0 +1,1 @@
+"""Built-in plugins: ordinary pluggy plugins, one module per concern, thin adapters over ``meshforge.ops``."""

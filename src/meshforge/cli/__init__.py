@@ -1,0 +1,1 @@
+"""The ``meshforge`` command. Importing this package does nothing."""

@@ -1,0 +1,612 @@
+"""The engine: runs a resolved profile's chain over one input at a time.
+
+One ``Engine`` owns one plugin manager and one resolved profile, and is immutable after
+construction: every ``run()`` keeps its state in a local :class:`_Run`, so two engines (or two
+threads on one engine) never interfere. The engine, not the steps, owns ordering, timing, error
+isolation, before/after measurement and the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from meshforge import params as params_mod
+from meshforge.asset import AssetView, Derived, Inputs, scene_to_mesh
+from meshforge.context import StepContext
+from meshforge.errors import InputError, MeshforgeError
+from meshforge.io.source import read_source
+from meshforge.plugins import PluginRecord, Registry, load_plugins
+from meshforge.profiles import ResolvedProfile, ResolvedStep, resolve
+from meshforge.report import AssetReport, Metrics, Output, RunResult, Status, StepRecord, write_json
+from meshforge.types import Finding, Generated, Loaded, RepairResult, Severity, SourceFile, Stage, Units
+
+if TYPE_CHECKING:
+    import httpx
+    import trimesh
+
+Source = str | os.PathLike[str] | bytes | Inputs | Any  # Any: an in-memory trimesh.Trimesh / Scene
+
+log = logging.getLogger("meshforge.engine")
+
+IMAGE_FORMATS = frozenset({"png", "jpeg", "webp", "tiff", "bmp", "gif"})
+
+
+class Engine:
+    """Run meshforge chains from Python.
+
+    >>> engine = Engine("fdm-print-stl")                       # doctest: +SKIP
+    >>> report = engine.run("part.stl", out_dir="out")          # doctest: +SKIP
+    >>> report.status, [f.code for f in report.findings]        # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        profile: str | os.PathLike[str] | Mapping[str, Any] | ResolvedProfile,
+        *,
+        plugins: Iterable[object] = (),
+        entry_points: bool = True,
+        blocked: Iterable[str] = (),
+        overrides: Iterable[str] | Mapping[str, Any] = (),
+        http: httpx.Client | None = None,
+        registry: Registry | None = None,
+        debug: bool = False,
+    ) -> None:
+        self._registry = registry or load_plugins(plugins=plugins, entry_points=entry_points, blocked=blocked)
+        self.profile: ResolvedProfile = (
+            profile if isinstance(profile, ResolvedProfile) else resolve(profile, self._registry, overrides)
+        )
+        self._readers = self._registry.readers()
+        self._http = http
+        self._own_http: httpx.Client | None = None
+        self._http_lock = threading.Lock()
+        self.debug = debug or os.environ.get("MESHFORGE_DEBUG", "") in ("1", "true")
+
+    # --- public API ---------------------------------------------------------------------------
+
+    @property
+    def plugins(self) -> tuple[PluginRecord, ...]:
+        return self._registry.records
+
+    @property
+    def registry(self) -> Registry:
+        return self._registry
+
+    def with_profile(
+        self, profile: str | os.PathLike[str] | Mapping[str, Any], overrides: Iterable[str] | Mapping[str, Any] = ()
+    ) -> Engine:
+        """A new engine with another profile, sharing this one's loaded plugins."""
+        return Engine(profile, registry=self._registry, overrides=overrides, http=self._http, debug=self.debug)
+
+    def run(
+        self,
+        source: Source,
+        *,
+        out_dir: str | os.PathLike[str] | None = None,
+        id: str | None = None,  # noqa: A002 - the job's id is called id everywhere
+        metadata: Mapping[str, Any] | None = None,
+        state: Any = None,
+    ) -> AssetReport:
+        """Preprocess, generate, validate, repair, validate again, export; returns the report."""
+        return _Run(self, self._inputs(source, id, metadata), repair=True, out_dir=_path(out_dir), state=state).execute()
+
+    def validate(
+        self, source: Source, *, id: str | None = None, metadata: Mapping[str, Any] | None = None  # noqa: A002
+    ) -> AssetReport:
+        """Preprocess, generate (import) and validate only; writes nothing."""
+        return _Run(self, self._inputs(source, id, metadata), repair=False, out_dir=None).execute()
+
+    def run_many(self, sources: Iterable[Source], *, out_dir: str | os.PathLike[str] | None = None) -> RunResult:
+        return RunResult(assets=tuple(self.run(s, out_dir=out_dir) for s in sources))
+
+    def validate_many(self, sources: Iterable[Source]) -> RunResult:
+        return RunResult(assets=tuple(self.validate(s) for s in sources))
+
+    def close(self) -> None:
+        if self._own_http is not None:
+            self._own_http.close()
+            self._own_http = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- services -----------------------------------------------------------------------------
+
+    def _http_client(self) -> httpx.Client:
+        if self._http is not None:
+            return self._http
+        with self._http_lock:
+            if self._own_http is None:
+                import httpx
+
+                self._own_http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False)
+            return self._own_http
+
+    def detect_format(self, head: bytes, filename: str | None) -> str | None:
+        return self._registry.pm.hook.meshforge_detect_format(head=head, filename=filename)
+
+    def load(self, generated: Generated, limits: Any) -> tuple[Loaded, SourceFile | None]:
+        """Turn what a generate step produced into a scene: sniff the format, read it once."""
+        if generated.scene is not None:
+            scene = _as_scene(generated.scene)
+            return Loaded(scene=scene, format="memory", units=generated.units or Units()), None
+        assert generated.data is not None
+        source = SourceFile(name=generated.filename, data=generated.data, path=generated.path)
+        if not source.data:
+            raise InputError(source.path or source.name, "file is empty", code="input.empty")
+        fmt = self.detect_format(source.data[:4096], source.name)
+        if fmt is None:
+            raise InputError(source.path or source.name, "not a 3D model format meshforge reads", code="input.unknown_format")
+        reader = self._readers.get(fmt)
+        if reader is None:
+            kind = "an image" if fmt in IMAGE_FORMATS else f"{fmt} data"
+            raise InputError(
+                source.path or source.name,
+                f"is {kind}, and no reader for it is installed (readers: {', '.join(sorted(self._readers))})",
+                code="input.unknown_format",
+            )
+        try:
+            loaded = reader.read(source, limits)
+        except MeshforgeError:
+            raise
+        except MemoryError:
+            raise InputError(source.path or source.name, f"{fmt} file needs more memory than is available", code="input.too_large") from None
+        except Exception as exc:  # third-party parsers raise anything on corrupt bytes
+            raise InputError(source.path or source.name, f"corrupt {fmt} file ({type(exc).__name__}: {exc})", code="input.corrupt") from None
+        return loaded, source
+
+    # --- inputs -------------------------------------------------------------------------------
+
+    def _inputs(self, source: Source, id: str | None, metadata: Mapping[str, Any] | None) -> Inputs:  # noqa: A002
+        if isinstance(source, Inputs):
+            changes: dict[str, Any] = {}
+            if id is not None:
+                changes["id"] = id
+            if metadata:
+                changes["metadata"] = {**source.metadata, **metadata}
+            return replace(source, **changes) if changes else source
+        meta = dict(metadata or {})
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return Inputs(id=id or "bytes", model=bytes(source), filename=meta.pop("filename", None), metadata=meta)
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            head = _peek(path)
+            fmt = self.detect_format(head, path.name) if head else None
+            if fmt in IMAGE_FORMATS:
+                return Inputs(id=id or path.stem, images=(path,), filename=path.name, metadata=meta)
+            return Inputs(id=id or path.stem, model=path, filename=path.name, metadata=meta)
+        if hasattr(source, "vertices") or hasattr(source, "geometry"):
+            return Inputs(id=id or "mesh", scene=source, metadata=meta)
+        raise TypeError(f"cannot run on {type(source).__name__}: give a path, bytes, a trimesh object or Inputs")
+
+
+def _path(value: str | os.PathLike[str] | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _peek(path: Path) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4096)
+    except OSError:
+        return b""  # the import step reports the real problem with the file
+
+
+def _as_scene(obj: Any) -> trimesh.Scene:
+    import trimesh
+
+    if isinstance(obj, trimesh.Scene):
+        return obj
+    if isinstance(obj, trimesh.Trimesh):
+        return trimesh.Scene(obj)
+    raise TypeError(f"expected a trimesh Scene or Trimesh, got {type(obj).__name__}")
+
+
+def measure(scene: trimesh.Scene, units: Units, derived: Derived | None = None) -> Metrics:
+    """Before/after figures for the report (cheap: reuses the derived mesh)."""
+    import numpy as np
+
+    mesh = derived.mesh if derived is not None else scene_to_mesh(scene)
+    if len(mesh.faces) == 0:
+        return Metrics(triangles=0, vertices=len(mesh.vertices), bounds=None, volume=None, watertight=None, units=units.length)
+    with np.errstate(all="ignore"):
+        finite = bool(np.isfinite(mesh.vertices).all())
+        bounds = mesh.bounds if finite else None
+        volume = float(mesh.volume) if finite else None
+    return Metrics(
+        triangles=int(len(mesh.faces)),
+        vertices=int(len(mesh.vertices)),
+        bounds=(tuple(map(float, bounds[0])), tuple(map(float, bounds[1]))) if bounds is not None else None,  # type: ignore[arg-type]
+        volume=volume,
+        watertight=bool(mesh.is_watertight) if finite else None,
+        units=units.length,
+    )
+
+
+@dataclass
+class _Asset:
+    """Engine-private, mutable state of one asset while its chain runs."""
+
+    scene: trimesh.Scene
+    units: Units
+    format: str
+    source: SourceFile | None
+    document: Any
+    findings: list[Finding] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    derived: Derived | None = None
+
+    def __post_init__(self) -> None:
+        self.derived = Derived(self.scene)
+
+    def replace_scene(self, scene: trimesh.Scene) -> None:
+        self.scene = scene
+        self.derived = Derived(scene)
+
+
+class _Run:
+    """One input through the chain. Lives for one call; holds all per-run state."""
+
+    def __init__(self, engine: Engine, inputs: Inputs, *, repair: bool, out_dir: Path | None, state: Any = None) -> None:
+        self.engine = engine
+        self.profile = engine.profile
+        self.inputs = inputs
+        self.repair_enabled = repair
+        self.out_dir = out_dir
+        self.state = state
+        self.records: list[StepRecord] = []
+        self.attempts: list[dict[str, Any]] = []
+        self.outputs: list[Output] = []
+        self.attempt = 1
+        self.work_dir: Path | None = None
+        self.fixers = _fixers(self.profile)
+
+    # --- orchestration ------------------------------------------------------------------------
+
+    def execute(self) -> AssetReport:
+        started = time.perf_counter()
+        asset: _Asset | None = None
+        initial: list[Finding] = []
+        status = Status.UNUSABLE
+        try:
+            with tempfile.TemporaryDirectory(prefix="meshforge-") as work:
+                self.work_dir = Path(work)
+                inputs = self._preprocess(self.inputs)
+                while True:
+                    asset = self._generate(inputs)
+                    self._validate(asset)
+                    initial = list(asset.findings)
+                    if self.repair_enabled and self._repair(asset) and self.profile.run.revalidate_after_repair:
+                        asset.findings = [f for f in asset.findings if f.code.startswith("input.")]
+                        self._validate(asset)
+                    status = Status.FAIL if any(f.is_error for f in asset.findings) else Status.PASS
+                    self.attempts.append(self._attempt_summary(asset, status))
+                    if status is Status.PASS or not self._should_regenerate(asset):
+                        break
+                    self.attempt += 1
+                if self.repair_enabled and self.out_dir is not None:
+                    self._export(asset, rejected=status is Status.FAIL)
+        except InputError as exc:
+            finding = Finding(code=exc.code, severity=Severity.ERROR, message=f"{exc.where}: {exc.reason}", step="input")
+            asset_findings = [finding]
+            status = Status.UNUSABLE
+            if asset is not None:
+                asset_findings = [*asset.findings, finding]
+            return self._report(asset, status, asset_findings, initial or asset_findings, started)
+        assert asset is not None
+        return self._report(asset, status, asset.findings, initial, started)
+
+    def _should_regenerate(self, asset: _Asset) -> bool:
+        run = self.profile.run
+        if self.attempt > run.regenerate_attempts:
+            return False
+        if not self.profile.stage(Stage.GENERATE):
+            return False
+        errors = [f for f in asset.findings if f.is_error]
+        if run.regenerate_on:
+            return any(f.code in run.regenerate_on for f in errors)
+        return bool(errors)
+
+    def _attempt_summary(self, asset: _Asset, status: Status) -> dict[str, Any]:
+        provenance = asset.provenance
+        return {
+            "attempt": self.attempt,
+            "status": str(status),
+            "errors": sorted({f.code for f in asset.findings if f.is_error}),
+            "provenance": provenance,
+        }
+
+    # --- stages -------------------------------------------------------------------------------
+
+    def _preprocess(self, inputs: Inputs) -> Inputs:
+        for step in self.profile.stage(Stage.PREPROCESS):
+            result, record = self._call(step, step.spec.apply, inputs)  # type: ignore[union-attr]
+            self.records.append(record)
+            if isinstance(result, Inputs):
+                inputs = result
+            elif record.outcome == "ok":
+                raise InputError(self.inputs.display_name, f"preprocess step {step.id!r} returned {type(result).__name__}, not Inputs")
+        return inputs
+
+    def _generate(self, inputs: Inputs) -> _Asset:
+        failures: list[str] = []
+        for step in self.profile.stage(Stage.GENERATE):
+            generated, record = self._call(step, step.spec.generate, inputs)  # type: ignore[union-attr]
+            if record.error is not None:
+                if isinstance(record.error, InputError):
+                    self.records.append(record)
+                    raise record.error
+                failures.append(f"{step.id}: {record.note}")
+            if generated is None:
+                self.records.append(replace(record, outcome="skipped" if record.outcome == "ok" else record.outcome,
+                                            note=record.note or "inputs are not for this step"))
+                continue
+            if not isinstance(generated, Generated):
+                raise InputError(inputs.display_name, f"generate step {step.id!r} returned {type(generated).__name__}, not Generated")
+            loaded, source = self.engine.load(generated, self.profile.limits)
+            units = loaded.units
+            if units.length is None and self.profile.run.assume_units:
+                units = Units(length=self.profile.run.assume_units, up=units.up)
+            asset = _Asset(scene=loaded.scene, units=units, format=loaded.format, source=source, document=loaded.document,
+                           findings=list(loaded.findings), provenance=dict(generated.provenance))
+            self.records.append(replace(record, details={**record.details, "format": loaded.format, **dict(generated.provenance)},
+                                        after=measure(asset.scene, asset.units, asset.derived)))
+            return asset
+        reason = "; ".join(failures) if failures else "no generate step in the profile accepts this input"
+        raise InputError(inputs.display_name, reason, code="input.not_generated")
+
+    def _validate(self, asset: _Asset) -> None:
+        for step in self.profile.stage(Stage.VALIDATE):
+            view = self._view(asset)
+            found, record = self._call(step, lambda v, p, c: list(step.spec.check(v, p, c)), view)  # type: ignore[union-attr]
+            new = [self._stamp(f, step) for f in (found or [])]
+            if record.error is not None:
+                new.append(self._step_failure(step, record))
+            asset.findings.extend(new)
+            self.records.append(replace(record, findings=len(new)))
+
+    def _repair(self, asset: _Asset) -> bool:
+        changed = False
+        for step in self.profile.stage(Stage.REPAIR):
+            targets = [f.code for f in asset.findings if f.code in step.spec.fixes]  # type: ignore[union-attr]
+            if not (step.always or targets):
+                self.records.append(self._skipped(step, "no finding it fixes"))
+                continue
+            before = measure(asset.scene, asset.units, asset.derived)
+            result, record = self._call(step, step.spec.apply, self._view(asset))  # type: ignore[union-attr]
+            if record.error is not None:
+                asset.findings.append(self._step_failure(step, record))
+                self.records.append(replace(record, before=before))
+                continue
+            if not isinstance(result, RepairResult):
+                result = RepairResult.unchanged(f"returned {type(result).__name__}, not RepairResult (ignored)")
+            if result.units is not None:
+                asset.units = result.units
+            after = None
+            if result.scene is not None:
+                asset.replace_scene(_as_scene(result.scene))
+                after = measure(asset.scene, asset.units, asset.derived)
+                changed = True
+            elif result.units is not None:
+                changed = True
+            self.records.append(
+                replace(record, before=before, after=after, note=result.note,
+                        details={"targets": sorted(set(targets)), **dict(result.details)})
+            )
+        return changed
+
+    def _export(self, asset: _Asset, *, rejected: bool) -> None:
+        assert self.out_dir is not None
+        if rejected and not self.profile.run.export_rejected:
+            return
+        final_dir = self.out_dir / "rejected" if rejected else self.out_dir
+        final_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=final_dir))
+        try:
+            for step in self.profile.stage(Stage.EXPORT):
+                view = self._view(asset)
+                written, record = self._call(step, lambda v, p, c: list(step.spec.write(v, p, c)), view, out_dir=staging)  # type: ignore[union-attr]
+                if record.error is not None:
+                    asset.findings.append(self._step_failure(step, record))
+                    self.records.append(record)
+                    continue
+                outputs = []
+                for path in written or []:
+                    path = Path(path)
+                    if not path.is_file() or staging not in path.resolve().parents:
+                        continue
+                    target = final_dir / path.relative_to(staging)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, target)  # atomic publish: no half-written output is ever visible
+                    outputs.append(_output(target, step.spec.formats, rejected))  # type: ignore[union-attr]
+                self.outputs.extend(outputs)
+                self.records.append(replace(record, details={"files": [o.path for o in outputs]}))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _view(self, asset: _Asset) -> AssetView:
+        assert asset.derived is not None
+        return AssetView(
+            id=self.inputs.id,
+            inputs=self.inputs,
+            scene=asset.scene,
+            units=asset.units,
+            source_format=asset.format,
+            source=asset.source,
+            document=asset.document,
+            findings=tuple(asset.findings),
+            derived=asset.derived,
+            out_name=_out_name(self.inputs),
+        )
+
+    def _context(self, step: ResolvedStep, out_dir: Path | None) -> StepContext:
+        return StepContext(
+            step=step,
+            log=logging.getLogger(f"meshforge.plugin.{step.plugin}"),
+            out_dir=out_dir,
+            work_dir=self.work_dir,
+            limits=self.profile.limits,
+            attempt=self.attempt,
+            http_factory=self.engine._http_client,
+            state=self.state,
+        )
+
+    def _call(self, step: ResolvedStep, fn: Callable[..., Any], target: Any, *, out_dir: Path | None = None) -> tuple[Any, _CallRecord]:
+        ctx = self._context(step, out_dir)
+        started = time.perf_counter()
+        result: Any = None
+        error: BaseException | None = None
+        outcome = "ok"
+        note = ""
+        try:
+            result = _with_timeout(fn, (target, step.params, ctx), step.timeout_s)
+        except FutureTimeout:
+            outcome, note = "timeout", f"ran past its {step.timeout_s:g} s limit"
+            error = TimeoutError(note)
+        except InputError as exc:
+            outcome, note, error = "failed", f"{exc.where}: {exc.reason}", exc
+        except Exception as exc:
+            outcome, note, error = "failed", f"{type(exc).__name__}: {exc}", exc
+            if self.engine.debug:
+                note += "\n" + traceback.format_exc()
+            log.debug("step %s failed", step.id, exc_info=True)
+        record = _CallRecord(
+            step_id=step.id,
+            name=step.spec.name,
+            plugin=step.plugin,
+            stage=step.stage.value,
+            params=params_mod.as_plain(step.params),
+            seconds=time.perf_counter() - started,
+            outcome=outcome,
+            note=note,
+            attempt=self.attempt,
+            error=error,
+        )
+        self.engine._registry.pm.hook.meshforge_step_finished(record=record)
+        return result, record
+
+    def _skipped(self, step: ResolvedStep, note: str) -> StepRecord:
+        return StepRecord(step_id=step.id, name=step.spec.name, plugin=step.plugin, stage=step.stage.value,
+                          params=params_mod.as_plain(step.params), seconds=0.0, outcome="skipped", note=note, attempt=self.attempt)
+
+    def _stamp(self, finding: Finding, step: ResolvedStep) -> Finding:
+        if not isinstance(finding, Finding):
+            raise TypeError(f"step {step.id!r} yielded {type(finding).__name__}, not Finding")
+        return replace(finding, step=step.id, fixable_by=self.fixers.get(finding.code, ()))
+
+    def _step_failure(self, step: ResolvedStep, record: _CallRecord) -> Finding:
+        code = "engine.step_timeout" if record.outcome == "timeout" else "engine.step_failed"
+        return Finding(
+            code=code,
+            severity=Severity.ERROR,
+            message=f"{self.inputs.display_name}: plugin {step.plugin!r}, step {step.id!r} ({step.spec.name}): {record.note.splitlines()[0] if record.note else ''}",
+            step=step.id,
+        )
+
+    def _report(self, asset: _Asset | None, status: Status, findings: list[Finding], initial: list[Finding], started: float) -> AssetReport:
+        from meshforge import __version__
+
+        source = asset.source if asset is not None else None
+        input_info: dict[str, Any] = {"id": self.inputs.id, "name": self.inputs.display_name}
+        if self.inputs.images:
+            input_info["images"] = [str(p) for p in self.inputs.images]
+        if self.inputs.prompt:
+            input_info["prompt"] = self.inputs.prompt
+        if source is not None:
+            input_info.update(
+                path=str(source.path) if source.path else None,
+                bytes=len(source.data),
+                sha256=hashlib.sha256(source.data).hexdigest(),
+            )
+        if asset is not None:
+            input_info["format"] = asset.format
+        metrics = None
+        if asset is not None and status is not Status.UNUSABLE:
+            try:
+                metrics = measure(asset.scene, asset.units, asset.derived)
+            except Exception:  # figures for the report must never turn a verdict into a crash
+                metrics = None
+        report = AssetReport(
+            input=input_info,
+            profile=self.profile.to_dict(),
+            status=status,
+            findings=tuple(findings),
+            initial_findings=tuple(initial) if self.repair_enabled else (),
+            steps=tuple(r.as_record() if isinstance(r, _CallRecord) else r for r in self.records),
+            outputs=tuple(self.outputs),
+            attempts=tuple(self.attempts),
+            metrics=metrics,
+            seconds=time.perf_counter() - started,
+            meshforge_version=__version__,
+        )
+        if self.out_dir is not None and self.repair_enabled:
+            folder = self.out_dir / "rejected" if status is not Status.PASS else self.out_dir
+            write_json(folder / f"{_out_name(self.inputs)}.report.json", report.to_dict())
+        self.engine._registry.pm.hook.meshforge_run_finished(report=report)
+        return report
+
+
+@dataclass(frozen=True, kw_only=True)
+class _CallRecord(StepRecord):
+    error: BaseException | None = None
+
+    def as_record(self) -> StepRecord:
+        fields = {k: getattr(self, k) for k in StepRecord.__dataclass_fields__}
+        return StepRecord(**fields)
+
+
+def _with_timeout(fn: Callable[..., Any], args: tuple[Any, ...], seconds: float) -> Any:
+    if not seconds:
+        return fn(*args)
+    # A thread cannot be killed: on timeout the step is abandoned (its result dropped) and the
+    # run goes on. Batch workers run in processes, where a runaway step is killed for real.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="meshforge-step")
+    try:
+        return pool.submit(fn, *args).result(timeout=seconds)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _fixers(profile: ResolvedProfile) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for step in profile.stage(Stage.REPAIR):
+        for code in step.spec.fixes:  # type: ignore[union-attr]
+            out.setdefault(code, []).append(step.id)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _out_name(inputs: Inputs) -> str:
+    name = inputs.filename or inputs.id
+    stem = Path(name).stem if name else "asset"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip(".")
+    return safe or "asset"
+
+
+def _output(path: Path, formats: tuple[str, ...], rejected: bool) -> Output:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    suffix = path.suffix.lstrip(".").lower()
+    fmt = suffix if suffix in formats or not formats else formats[0]
+    return Output(path=str(path), format=fmt, bytes=path.stat().st_size, sha256=digest.hexdigest(), rejected=rejected)
+
+
+__all__ = ["Engine", "measure"]

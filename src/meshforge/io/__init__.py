@@ -1,0 +1,1 @@
+"""Reading and writing model files: sniffing, bounded reads, format adapters over trimesh/pygltflib."""

@@ -1,0 +1,1 @@
+"""meshforge.visual"""
