@@ -40,6 +40,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "meshforge.builtin.repair.solid",
     "meshforge.builtin.repair.placement",
     "meshforge.builtin.repair.commerce",
+    "meshforge.builtin.repair.decimate",
     "meshforge.builtin.export.writers",
     "meshforge.builtin.export.gltf",
     "meshforge.builtin.export.visual",
