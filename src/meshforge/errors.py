@@ -49,5 +49,7 @@ class StepTimeout(MeshforgeError):
 def closest_first(word: str, choices: Iterable[str]) -> list[str]:
     """Order ``choices`` so the spellings closest to ``word`` come first (for error messages)."""
     pool = sorted(set(choices))
+    if not pool:
+        return []
     near = difflib.get_close_matches(word, pool, n=len(pool), cutoff=0.5)
     return near + [c for c in pool if c not in near]
