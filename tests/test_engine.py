@@ -227,7 +227,9 @@ def test_uses_falls_back_to_the_next_available_candidate(engine_factory):
     assert step.spec.name == "toy.height"
     assert "no_such_module_xyz cannot be imported" in step.fallback_from[0]
     record = next(r for r in eng.plugins if r.name == "needy")
-    assert record.to_dict()["steps"]["validate"][0]["available"] is False
+    listed = record.to_dict()
+    assert listed["steps"]["validate"][0]["available"] is False
+    assert listed["status"] == "unavailable" and "no_such_module_xyz" in listed["reason"]
 
 
 def test_plugin_with_a_misspelt_hook_is_marked_failed_and_the_rest_loads():

@@ -48,7 +48,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 
 ENTRY_POINT_GROUP = "meshforge"
 Origin = Literal["builtin", "entry-point", "runtime"]
-Status = Literal["active", "blocked", "failed"]
+Status = Literal["active", "blocked", "failed"]  # "unavailable" is derived: see PluginRecord.usable_status
 
 _STAGE_HOOKS: Mapping[Stage, str] = MappingProxyType({stage: f"meshforge_{stage.value}_steps" for stage in STAGES})
 
@@ -84,14 +84,26 @@ class PluginRecord:
     reason: str | None = None
     steps: Mapping[Stage, tuple[StepEntry, ...]] = field(default_factory=dict)
 
+    @property
+    def usable_status(self) -> tuple[str, str | None]:
+        """(status, reason) as users should read it: an active plugin none of whose steps can
+        run here (a missing optional dependency or system library) is ``unavailable``."""
+        entries = [e for group in self.steps.values() for e in group]
+        if self.status == "active" and entries:
+            reasons = [e.unavailable_reason for e in entries]
+            if all(reasons):
+                return "unavailable", reasons[0]
+        return self.status, self.reason
+
     def to_dict(self) -> dict[str, Any]:
+        status, reason = self.usable_status
         return {
             "name": self.name,
             "origin": self.origin,
-            "status": self.status,
+            "status": status,
             "distribution": self.distribution,
             "version": self.version,
-            "reason": self.reason,
+            "reason": reason,
             "steps": {
                 stage.value: [
                     {
