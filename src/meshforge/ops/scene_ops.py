@@ -1,0 +1,92 @@
+"""Scene plumbing shared by the commerce repairs: copy-on-write scenes, instance counts, attributes.
+
+Repairs never edit the scene they are handed: :func:`with_geometry` builds a new Scene that
+shares every unchanged geometry (read-only by contract) and swaps in the replaced ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+
+def with_geometry(scene: Any, replaced: Mapping[str, Any], *, graph: Any = None) -> Any:
+    """A new Scene with ``replaced`` geometries swapped in (others shared), and an optional new graph."""
+    import trimesh
+
+    out = trimesh.Scene(base_frame=scene.graph.base_frame)
+    out.metadata.update(scene.metadata)
+    for name, geom in scene.geometry.items():
+        out.geometry[name] = replaced.get(name, geom)
+    out.graph = (graph if graph is not None else scene.graph).copy()
+    return out
+
+
+def instance_counts(scene: Any) -> dict[str, int]:
+    """How many nodes draw each geometry (a geometry placed 3 times costs 3x its triangles)."""
+    nodes = scene.graph.geometry_nodes
+    return {name: len(nodes.get(name, ())) for name in scene.geometry}
+
+
+def triangle_meshes(scene: Any) -> dict[str, Any]:
+    import trimesh
+
+    return {name: g for name, g in scene.geometry.items() if isinstance(g, trimesh.Trimesh) and len(g.faces)}
+
+
+def loaded_normals(mesh: Any) -> np.ndarray | None:
+    """Vertex normals the file carried (or a repair set), without computing any."""
+    cached = mesh._cache.cache.get("vertex_normals")  # trimesh keeps given normals in its cache
+    if cached is not None and len(cached) == len(mesh.vertices):
+        return np.asarray(cached)
+    return None
+
+
+def rebuild(mesh: Any, vertices: np.ndarray, faces: np.ndarray, attributes: Mapping[str, np.ndarray]) -> Any:
+    """A new Trimesh with ``mesh``'s material/visual kind and the carried per-vertex attributes."""
+    import trimesh
+    from trimesh.visual import ColorVisuals, TextureVisuals
+
+    visual: Any = None
+    if isinstance(mesh.visual, TextureVisuals):
+        visual = TextureVisuals(uv=attributes.get("uv"), material=mesh.visual.material)
+    elif "color" in attributes:
+        visual = ColorVisuals(vertex_colors=np.asarray(attributes["color"]))
+    normals = attributes.get("normal")
+    if normals is not None:
+        normals = np.asarray(normals, dtype=np.float64)
+        length = np.linalg.norm(normals, axis=1, keepdims=True)
+        normals = np.where(length > 1e-12, normals / np.where(length > 1e-12, length, 1.0), 0.0)
+    out = trimesh.Trimesh(vertices=vertices, faces=faces, visual=visual, process=False,
+                          vertex_normals=normals, metadata=dict(mesh.metadata))
+    return out
+
+
+def vertex_attributes(mesh: Any) -> dict[str, np.ndarray]:
+    """Per-vertex data to carry through a topology change: uv, normal, color."""
+    from trimesh.visual import ColorVisuals, TextureVisuals
+
+    out: dict[str, np.ndarray] = {}
+    visual = mesh.visual
+    if isinstance(visual, TextureVisuals) and visual.uv is not None and len(visual.uv) == len(mesh.vertices):
+        out["uv"] = np.asarray(visual.uv, dtype=np.float64)
+    elif isinstance(visual, ColorVisuals) and visual.kind in ("vertex", "face"):
+        out["color"] = np.asarray(visual.vertex_colors)
+    normals = loaded_normals(mesh)
+    if normals is not None:
+        out["normal"] = normals
+    return out
+
+
+def map_geometry(scene: Any, fn: Callable[[str, Any], Any | None]) -> tuple[Any, list[str]]:
+    """Apply ``fn(name, mesh)`` to each triangle mesh; returns (new scene or None, names changed)."""
+    replaced = {}
+    for name, mesh in triangle_meshes(scene).items():
+        new = fn(name, mesh)
+        if new is not None:
+            replaced[name] = new
+    if not replaced:
+        return None, []
+    return with_geometry(scene, replaced), sorted(replaced)
