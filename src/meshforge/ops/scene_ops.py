@@ -90,3 +90,55 @@ def map_geometry(scene: Any, fn: Callable[[str, Any], Any | None]) -> tuple[Any,
     if not replaced:
         return None, []
     return with_geometry(scene, replaced), sorted(replaced)
+
+
+# --- whole-scene similarity transforms (units, up axis, origin) -------------------------------------
+
+Z_UP_TO_Y_UP = np.array([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]])  # (x, y, z) -> (x, z, -y)
+
+
+def transform_scene(scene: Any, matrix: np.ndarray) -> Any:
+    """A new Scene equal to ``matrix`` applied to the world, with root node transforms left as they were.
+
+    Geometry gets ``matrix`` baked in and every graph edge ``T`` becomes ``M T M^-1`` (exact for the
+    similarity transforms used here), so instancing is kept and an identity root stays identity.
+    """
+    import trimesh
+
+    matrix = np.asarray(matrix, dtype=np.float64)
+    inverse = np.linalg.inv(matrix)
+    replaced = {}
+    for name, geom in scene.geometry.items():
+        if hasattr(geom, "apply_transform"):
+            new = geom.copy(include_cache=True) if hasattr(geom, "faces") else geom.copy()
+            new.apply_transform(matrix)
+            replaced[name] = new
+    edges = []
+    for a, b, data in scene.graph.to_edgelist():
+        data = dict(data)
+        if "matrix" in data:
+            data["matrix"] = matrix @ np.asarray(data["matrix"], dtype=np.float64) @ inverse
+        edges.append((a, b, data))
+    graph = trimesh.scene.transforms.SceneGraph(base_frame=scene.graph.base_frame)
+    graph.from_edgelist(edges, strict=False)
+    out = with_geometry(scene, replaced)
+    out.graph = graph
+    return out
+
+
+def world_bounds(scene: Any) -> np.ndarray | None:
+    bounds = scene.bounds
+    if bounds is None or not np.isfinite(bounds).all():
+        return None
+    return np.asarray(bounds, dtype=np.float64)
+
+
+def to_metres_y_up(scene: Any, metres_per_unit: float, up: str) -> tuple[Any, bool]:
+    """Scale to metres and rotate a +Z-up scene to +Y up; returns (scene, changed)."""
+    matrix = np.eye(4)
+    if up.upper() in ("+Z", "Z"):
+        matrix = Z_UP_TO_Y_UP.copy()
+    matrix[:3, :3] *= metres_per_unit
+    if np.allclose(matrix, np.eye(4)):
+        return scene, False
+    return transform_scene(scene, matrix), True
