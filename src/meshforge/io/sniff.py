@@ -22,6 +22,8 @@ _EXTENSIONS = {
     ".jpg": "jpeg",
     ".jpeg": "jpeg",
     ".webp": "webp",
+    ".bin": "bin",
+    ".mtl": "mtl",
 }
 
 _OFF_HEADER = re.compile(rb"^\s*(ST)?(C)?(N)?(4)?(n)?OFF(\s+BINARY)?\s", re.IGNORECASE)
@@ -68,12 +70,17 @@ def detect(head: bytes, filename: str | None = None) -> str | None:
         return "off"
     if stripped.startswith(b"{"):
         return "gltf" if (b'"asset"' in text or ext == "gltf") else ("json" if ext is None else ext)
-    if ext == "stl":
-        return "stl"  # binary STL has no magic; ASCII starts with 'solid' (so do some binary headers)
+    binary = b"\x00" in text
+    if stripped[:5].lower() == b"solid" and not binary and (b"facet" in lowered or b"endsolid" in lowered):
+        return "stl"  # ASCII STL, whatever the name says
+    if not binary and _OBJ_LINE.search(text) and stripped[:5].lower() != b"solid":
+        return "obj"  # OBJ text, also when misnamed .stl
+    if ext == "stl" or (binary and ext in (None, "obj", "ply", "off") and len(head) >= 84):
+        # binary STL has no magic (its 80-byte header may even start with 'solid'); the reader
+        # checks the facet count against the file size and says so when it does not fit
+        return "stl"
     if stripped[:5].lower() == b"solid" and ext is None:
         return "stl"
-    if _OBJ_LINE.search(text):
-        return "obj"
     return ext
 
 
