@@ -1,0 +1,112 @@
+"""A provider adapter -> a generate step. Provider distributions call :func:`provider_step` and are done.
+
+The step builds a :class:`GenerationRequest` from the (preprocessed) inputs, finds the job store
+(``ctx.state`` when the caller passes one, else ``params.store``, ``$MESHFORGE_JOB_STORE`` or a store
+in the run's scratch folder), keys the job by its fingerprint, and runs it. A failure the user must
+act on becomes an :class:`~meshforge.errors.InputError` with a ``generation.<x>`` code: the report
+shows it as a finding, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from meshforge.asset import Inputs
+from meshforge.context import StepContext
+from meshforge.errors import InputError
+from meshforge.generation.client import JobRunner
+from meshforge.generation.fingerprint import bytes_digest, input_fingerprint, job_key
+from meshforge.generation.providers import GenerationRequest, ImageRef, Provider, ProviderError, ProviderParams
+from meshforge.generation.store import JobStore, SqliteJobStore, is_job_store
+from meshforge.types import Generated, GenerateStep
+
+STORE_ENV = "MESHFORGE_JOB_STORE"
+
+
+def request_from_inputs(inputs: Inputs, provider: Provider, params: Any, attempt: int = 1) -> tuple[GenerationRequest, str] | None:
+    """The request and the input fingerprint, or None when the inputs hold nothing this provider takes."""
+    prepared = inputs.prepared
+    images: list[ImageRef] = []
+    digests: list[str] = []
+    paths = [Path(p) for p in prepared.get("images", ())] or list(inputs.images)
+    if "image" in provider.kinds:
+        for i, path in enumerate(paths):
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise InputError(path, f"cannot read the image ({exc.strerror})", code="input.unreadable") from None
+            mime = mimetypes.guess_type(path.name)[0] or "image/png"
+            images.append(ImageRef(data=data, mime=mime, name=path.name))
+            pixel_digests = prepared.get("image_digests") or ()
+            digests.append(pixel_digests[i] if i < len(pixel_digests) else bytes_digest(data))
+    prompt = prepared.get("prompt") or inputs.prompt
+    if images:
+        kind = "image"
+    elif prompt and "text" in provider.kinds:
+        kind = "text"
+    else:
+        return None
+    options = dict(provider.options())
+    if getattr(params, "seed", -1) >= 0:
+        options["seed"] = int(params.seed) + attempt - 1
+    req = GenerationRequest(kind=kind, prompt=prompt, images=tuple(images), options=options)  # type: ignore[arg-type]
+    fp = prepared.get("fingerprint") or input_fingerprint(digests, prompt)
+    return req, str(fp)
+
+
+def resolve_store(params: Any, ctx: StepContext) -> JobStore:
+    if is_job_store(ctx.state):
+        return ctx.state  # type: ignore[no-any-return]
+    path = params.store or os.environ.get(STORE_ENV, "")
+    if path:
+        return SqliteJobStore(Path(path).expanduser())
+    if ctx.work_dir is None:
+        raise RuntimeError("no job store: pass state=, set params.store or $MESHFORGE_JOB_STORE")
+    return SqliteJobStore(ctx.work_dir / "generation" / "jobs.sqlite")
+
+
+def _models_dir(store: JobStore, ctx: StepContext) -> Path:
+    path = getattr(store, "path", None)
+    if path:
+        return Path(path).parent / "models"
+    return (ctx.work_dir or Path.cwd()) / "generation" / "models"
+
+
+def run_provider(provider: Provider, inputs: Inputs, params: Any, ctx: StepContext) -> Generated | None:
+    built = request_from_inputs(inputs, provider, params, ctx.attempt)
+    if built is None:
+        return None
+    req, fp = built
+    store = resolve_store(params, ctx)
+    key = job_key(fp, provider.name, {"base_url": provider.base_url, **req.options, "kind": req.kind}, ctx.attempt)
+    runner = JobRunner(provider, params, http=ctx.http, store=store, key=key, models_dir=_models_dir(store, ctx),
+                       logger=ctx.log, attempt=ctx.attempt)
+    try:
+        result = runner.run(req)
+    except ProviderError as exc:
+        raise InputError(inputs.display_name, f"{provider.name}: {exc.message}", code=exc.code) from None
+    return Generated(data=result.data, filename=f"{inputs.id}.{result.format}",
+                     provenance={**result.provenance, "input_fingerprint": fp})
+
+
+def provider_step(provider_cls: type[Provider], *, name: str, summary: str,
+                  params: type[ProviderParams] = ProviderParams, requires: tuple[str, ...] = ()) -> GenerateStep:
+    """The GenerateStep for an adapter class (its params dataclass subclasses ProviderParams)."""
+    names = {f.name for f in fields(params)}
+    missing = {f.name for f in fields(ProviderParams)} - names
+    if missing:
+        raise TypeError(f"{params.__name__} must subclass ProviderParams (missing {sorted(missing)})")
+
+    def generate(inputs: Inputs, p: Any, ctx: StepContext) -> Generated | None:
+        return run_provider(provider_cls(p), inputs, p, ctx)
+
+    generate.__name__ = f"generate_{provider_cls.name}"
+    generate.provider_cls = provider_cls  # type: ignore[attr-defined]  # found by `meshforge webhook serve`
+    return GenerateStep(name=name, summary=summary, params=params, requires=requires, generate=generate)
+
+
+__all__ = ["STORE_ENV", "provider_step", "request_from_inputs", "resolve_store", "run_provider"]

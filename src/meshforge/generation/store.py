@@ -1,0 +1,103 @@
+"""Where generation jobs are remembered: the only protection against paying twice.
+
+No provider documents an idempotency key (shared/PROVIDERS.md 2.9 rule 1), so the job id is written
+here the moment ``submit`` returns; a restarted run loads the record and polls instead of submitting
+again. A record is a plain JSON-able dict; the key is the job's fingerprint (input + provider +
+parameters + attempt), see :mod:`meshforge.generation.fingerprint`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Anything with these two methods can hold job records (the batch runner passes its own)."""
+
+    def load(self, key: str) -> dict[str, Any] | None: ...
+
+    def save(self, key: str, record: dict[str, Any]) -> None: ...
+
+
+class MemoryJobStore:
+    """A dict behind a lock: for tests and embedding programs that keep no state on disk."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.path: Path | None = None
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            raw = self._data.get(key)
+        return None if raw is None else json.loads(raw)
+
+    def save(self, key: str, record: dict[str, Any]) -> None:
+        raw = json.dumps(record, sort_keys=True, default=str)
+        with self._lock:
+            self._data[key] = raw
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return sorted(self._data)
+
+
+class SqliteJobStore:
+    """Job records in one SQLite file (WAL, one short transaction per save; safe across processes).
+
+    A connection per thread: sqlite3 connections must not cross threads, and the engine runs
+    steps (and the webhook receiver its handlers) on worker threads.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, record TEXT NOT NULL, updated REAL NOT NULL)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+        return db
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        row = self._connect().execute("SELECT record FROM jobs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def save(self, key: str, record: dict[str, Any]) -> None:
+        raw = json.dumps(record, sort_keys=True, default=str)
+        db = self._connect()
+        db.execute(
+            "INSERT INTO jobs (key, record, updated) VALUES (?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET record = excluded.record, updated = excluded.updated",
+            (key, raw, time.time()),
+        )
+
+    def keys(self) -> list[str]:
+        return [r[0] for r in self._connect().execute("SELECT key FROM jobs ORDER BY key")]
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+
+def is_job_store(obj: Any) -> bool:
+    return obj is not None and callable(getattr(obj, "load", None)) and callable(getattr(obj, "save", None))
+
+
+__all__ = ["JobStore", "MemoryJobStore", "SqliteJobStore", "is_job_store"]

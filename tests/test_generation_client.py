@@ -1,0 +1,268 @@
+"""The generation client against a real local HTTP server speaking each provider's protocol, with faults."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+
+from meshforge import testing
+from meshforge.asset import Inputs
+from meshforge.errors import InputError
+from meshforge.generation.client import Api, Limiter, retry_after_seconds
+from meshforge.generation.providers import ProviderError
+from meshforge.generation.store import MemoryJobStore, SqliteJobStore
+from provider_server import ProviderServer
+
+meshy = pytest.importorskip("meshforge_provider_meshy")
+tripo = pytest.importorskip("meshforge_provider_tripo")
+studio = pytest.importorskip("meshforge_provider_3daistudio")
+stability = pytest.importorskip("meshforge_provider_stability")
+rest = pytest.importorskip("meshforge_provider_rest")
+
+FAST = {"poll_initial_s": 0.01, "poll_max_s": 0.05, "backoff_s": 0.01, "backoff_cap_s": 3.0, "request_timeout_s": 2.0,
+        "timeout_s": 20.0, "requests_per_s": 0.0}
+STEPS = {
+    "meshy": (meshy, "meshy"),
+    "tripo": (tripo, "tripo"),
+    "3daistudio": (studio, "3daistudio"),
+    "stability": (stability, "stability"),
+    "rest": (rest, "rest"),
+}
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch):
+    with ProviderServer() as srv:
+        for key, value in srv.env().items():
+            monkeypatch.setenv(key, value)
+        yield srv
+
+
+@pytest.fixture
+def http():
+    with httpx.Client() as client:
+        yield client
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    path = tmp_path / "sku.png"
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(path)
+    return path
+
+
+def step_of(module):
+    return module.meshforge_generate_steps()[0]
+
+
+def generate(module, server, http, inputs, *, store=None, tmp_path=None, attempt=1, **params):
+    spec = step_of(module)
+    provider = {"meshforge_provider_meshy": "meshy", "meshforge_provider_tripo": "tripo",
+                "meshforge_provider_3daistudio": "3daistudio", "meshforge_provider_stability": "stability",
+                "meshforge_provider_rest": "rest"}[module.__name__]
+    values = {**FAST, "base_url": server.base(provider), **params}
+    if provider == "rest":
+        values.setdefault("api_key_env", "REST_API_KEY")
+    p = testing.params_for(spec, values)
+    ctx = testing.step_context(spec, p, work_dir=tmp_path, http_factory=lambda: http,
+                               state=store if store is not None else MemoryJobStore(), attempt=attempt)
+    return spec.generate(inputs, p, ctx)
+
+
+@pytest.mark.parametrize("name", sorted(STEPS))
+def test_each_provider_generates_a_glb_with_one_paid_submission(name, server, http, photo):
+    module, provider = STEPS[name]
+    out = generate(module, server, http, Inputs(id="sku", images=(photo,)))
+    assert out is not None and out.data[:4] == b"glTF"
+    assert server.submissions[provider] == 1
+    assert out.provenance["provider"] in (provider, "threedaistudio")
+    assert out.provenance["submissions"] == 1
+    if name != "stability":
+        assert out.provenance["job_id"] in server.tasks
+
+
+def test_provider_steps_pass_the_plugin_contract():
+    for module, _ in STEPS.values():
+        assert testing.check_plugin(module) == []
+
+
+def test_inputs_without_image_or_prompt_are_not_for_a_provider(server, http):
+    assert generate(meshy, server, http, Inputs(id="x")) is None
+    assert server.requests == []
+
+
+def test_429_with_retry_after_is_honoured_and_submits_once(server, http, photo):
+    server.inject("meshy", "submit", status=429, retry_after=1, body={"message": "RateLimitExceeded"})
+    out = generate(meshy, server, http, Inputs(id="sku", images=(photo,)))
+    assert server.count("meshy", "submit") == 2
+    assert server.submissions["meshy"] == 1
+    assert out.provenance["retries"] >= 1
+
+
+
+
+def test_retry_after_is_honoured_exactly(server, http):
+    server.inject("rest", "submit", status=503, retry_after=1)
+    params = testing.params_for(step_of(rest), {**FAST, "base_url": server.base("rest")})
+    api = Api(http, rest.Rest(params), params, limiter=Limiter(1, 0), deadline=1e18, key=None)
+    server.require_auth = False
+    answer = api.request("POST", "/jobs", phase="submit", json={"prompt": "x"})
+    assert answer["id"] in server.tasks
+    assert api.stats.sleeps == [1.0]
+
+
+def test_poll_survives_5xx_malformed_json_and_a_slow_answer(server, http, photo):
+    server.polls_to_finish = 2
+    server.inject("tripo", "poll", status=500)
+    server.inject("tripo", "poll", kind="malformed")
+    server.inject("tripo", "poll", kind="slow", delay=2.5)  # longer than request_timeout_s below
+    out = generate(tripo, server, http, Inputs(id="sku", images=(photo,)), request_timeout_s=1.0)
+    assert out.data[:4] == b"glTF"
+    assert server.submissions["tripo"] == 1
+    assert out.provenance["retries"] >= 3
+
+
+def test_tripo_concurrency_code_2000_is_retried(server, http, photo):
+    server.inject("tripo", "submit", status=429, body={"code": 2000, "message": "concurrency limit"})
+    out = generate(tripo, server, http, Inputs(id="sku", images=(photo,)))
+    assert out is not None and server.submissions["tripo"] == 1
+
+
+def test_tripo_out_of_credits_fails_cleanly_without_retry(server, http, photo):
+    server.inject("tripo", "submit", status=403, body={"code": 2010, "message": "credits exhausted"})
+    with pytest.raises(InputError) as err:
+        generate(tripo, server, http, Inputs(id="sku", images=(photo,)))
+    assert err.value.code == "generation.rejected"
+    assert server.count("tripo", "submit") == 1
+
+
+def test_a_lost_submit_answer_is_not_resent(server, http, photo):
+    server.inject("meshy", "submit", kind="drop")
+    with pytest.raises(InputError) as err:
+        generate(meshy, server, http, Inputs(id="sku", images=(photo,)))
+    assert err.value.code == "generation.unavailable"
+    assert "not resent" in err.value.reason
+    assert server.count("meshy", "submit") == 1
+
+
+def test_truncated_download_is_retried(server, http, photo):
+    server.inject("meshy", "download", kind="truncated")
+    out = generate(meshy, server, http, Inputs(id="sku", images=(photo,)))
+    assert out.data == server.model
+    assert server.count("meshy", "download") == 2
+
+
+def test_html_instead_of_a_model_fails_cleanly(server, http, photo):
+    server.inject("rest", "download", kind="html", times=10)
+    with pytest.raises(InputError) as err:
+        generate(rest, server, http, Inputs(id="sku", images=(photo,)), max_retries=2)
+    assert err.value.code == "generation.bad_download"
+    assert "HTML" in err.value.reason
+    assert server.submissions["rest"] == 1
+
+
+def test_download_over_the_size_cap_is_refused(server, http, photo):
+    with pytest.raises(InputError) as err:
+        generate(meshy, server, http, Inputs(id="sku", images=(photo,)), max_download_mb=0.0001)
+    assert err.value.code == "generation.bad_download"
+
+
+def test_failed_task_is_a_clean_failure_and_can_be_resubmitted(server, http, photo):
+    server.fail_next_task("3daistudio", reason="could not segment the object")
+    with pytest.raises(InputError) as err:
+        generate(studio, server, http, Inputs(id="sku", images=(photo,)))
+    assert err.value.code == "generation.failed"
+    assert "could not segment" in err.value.reason
+    server.fail_next_task("3daistudio")
+    out = generate(studio, server, http, Inputs(id="sku2", images=(photo,)), resubmit_failed=1)
+    assert out.provenance["submissions"] == 2
+
+
+def test_same_input_is_reused_and_force_submits_again(server, http, photo, tmp_path):
+    store = SqliteJobStore(tmp_path / "jobs.sqlite")
+    first = generate(meshy, server, http, Inputs(id="a", images=(photo,)), store=store)
+    again = generate(meshy, server, http, Inputs(id="b", images=(photo,)), store=store)
+    assert server.submissions["meshy"] == 1
+    assert again.provenance["reused"] is True and again.data == first.data
+    forced = generate(meshy, server, http, Inputs(id="b", images=(photo,)), store=store, force=True)
+    assert server.submissions["meshy"] == 2 and forced.provenance["reused"] is False
+    regenerated = generate(meshy, server, http, Inputs(id="b", images=(photo,)), store=store, attempt=2)
+    assert server.submissions["meshy"] == 3 and regenerated.provenance["attempt"] == 2
+
+
+def test_a_restart_polls_the_persisted_job_instead_of_paying_again(server, http, photo, tmp_path):
+    store = SqliteJobStore(tmp_path / "jobs.sqlite")
+    server.task_seconds = 1.5
+    with pytest.raises(InputError) as err:
+        generate(meshy, server, http, Inputs(id="sku", images=(photo,)), store=store, timeout_s=0.3)
+    assert err.value.code == "generation.timeout"
+    assert server.submissions["meshy"] == 1
+    # "the process restarts": a new store object on the same file
+    out = generate(meshy, server, http, Inputs(id="sku", images=(photo,)), store=SqliteJobStore(tmp_path / "jobs.sqlite"))
+    assert server.submissions["meshy"] == 1
+    assert out.provenance["job_id"] in server.tasks and out.provenance["submissions"] == 1
+
+
+def test_missing_key_and_wrong_key_fail_cleanly_without_leaking(server, http, photo, monkeypatch, caplog):
+    monkeypatch.delenv("MESHY_API_KEY")
+    with pytest.raises(InputError) as err:
+        generate(meshy, server, http, Inputs(id="sku", images=(photo,)))
+    assert err.value.code == "generation.no_api_key" and "MESHY_API_KEY" in err.value.reason
+    secret = "msy_super_secret_value"
+    monkeypatch.setenv("MESHY_API_KEY", secret)
+    with caplog.at_level(logging.DEBUG), pytest.raises(InputError) as err:
+        generate(meshy, server, http, Inputs(id="sku", images=(photo,)))
+    assert err.value.code == "generation.auth"
+    assert secret not in str(err.value) and secret not in caplog.text
+
+
+def test_the_key_goes_only_to_the_provider_origin(http):
+    params = testing.params_for(step_of(meshy), {"base_url": "https://api.example.test/openapi"})
+    api = Api(http, meshy.Meshy(params), params, limiter=Limiter(1, 0), deadline=1e18, key="k")
+    assert api._headers("https://api.example.test/openapi/v1/x", None) == {"Authorization": "Bearer k"}
+    assert api._headers("https://cdn.example-bucket.test/model.glb?sig=1", None) == {}
+
+
+def test_limiter_caps_jobs_in_flight():
+    import threading
+    import time
+
+    limiter = Limiter(3, 0)
+    inside, peak, lock = [0], [0], threading.Lock()
+
+    def job():
+        with limiter.slot():
+            with lock:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+            time.sleep(0.02)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=job) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 3
+
+
+def test_retry_after_parses_seconds_and_http_dates():
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Wed, 25 Nov 2026 10:00:30 GMT", now=1795600800.0) == pytest.approx(30.0)
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_provider_error_classes():
+    p = meshy.Meshy(meshy.MeshyParams())
+    assert p.error_from(429, {"message": "NoMoreConcurrentTasks"}).retryable
+    assert p.error_from(502, "bad gateway").retryable
+    assert p.error_from(402, {"message": "Insufficient credits"}).code == "generation.rejected"
+    assert p.error_from(401, {}).code == "generation.auth"
+    with pytest.raises(ProviderError):
+        raise p.error_from(400, {"message": "bad image"})
