@@ -37,6 +37,7 @@ class RunConfig:
     profile: Any
     overrides: Any
     entry_points: bool
+    plugins: tuple[str, ...]  # module names registered as runtime plugins in every worker
     out_root: str
     db_path: str
     job_timeout: float | None = None  # seconds; the worker is killed past it (local executor)
@@ -53,7 +54,7 @@ class InlineExecutor:
 
     def run(self, jobs: Sequence[JobSpec]) -> Iterator[Event]:
         cfg = self.config
-        engine = get_engine(cfg.profile, cfg.overrides, cfg.entry_points)
+        engine = get_engine(cfg.profile, cfg.overrides, cfg.entry_points, cfg.plugins)
         state = StateStore(cfg.db_path)
         for spec in jobs:
             yield ("started", spec, worker_name())
@@ -105,7 +106,7 @@ class ProcessExecutor:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
             target=_worker_entry,
-            args=(child_conn, cfg.profile, cfg.overrides, cfg.entry_points, cfg.out_root, cfg.db_path,
+            args=(child_conn, cfg.profile, cfg.overrides, cfg.entry_points, cfg.plugins, cfg.out_root, cfg.db_path,
                   1 + self.gen_per_worker, os.getpid()),
             daemon=True,
             name="meshforge-batch-worker",
@@ -319,7 +320,8 @@ class DaskExecutor:
             def submit() -> Any:
                 spec = todo.popleft()
                 fut = client.submit(
-                    _dask_task, cfg.profile, cfg.overrides, cfg.entry_points, spec.to_dict(), cfg.out_root, cfg.db_path,
+                    _dask_task, cfg.profile, cfg.overrides, cfg.entry_points, cfg.plugins, spec.to_dict(), cfg.out_root,
+                    cfg.db_path,
                     key=f"meshforge-job-{spec.id}-{run_id}", pure=False, retries=0,
                 )
                 futures[fut] = spec
@@ -350,10 +352,11 @@ class DaskExecutor:
                 client.close()
 
 
-def _dask_task(profile: Any, overrides: Any, entry_points: bool, spec: dict[str, Any], out_root: str, db_path: str) -> dict[str, Any]:
+def _dask_task(profile: Any, overrides: Any, entry_points: bool, plugins: tuple[str, ...], spec: dict[str, Any], out_root: str,
+               db_path: str) -> dict[str, Any]:
     from meshforge.batch.worker import run_job
 
-    return run_job(profile, overrides, entry_points, spec, out_root, db_path)
+    return run_job(profile, overrides, entry_points, plugins, spec, out_root, db_path)
 
 
 def default_workers() -> int:

@@ -164,6 +164,7 @@ class Batch:
         job_timeout: float | None = None,
         generate_concurrency: int = 8,
         entry_points: bool = True,
+        plugins: Iterable[str] = (),
         check_files: bool = True,
     ) -> None:
         if executor not in EXECUTORS:
@@ -180,6 +181,7 @@ class Batch:
         self.profile = _normalize_profile(profile)
         self.overrides = _normalize_overrides(overrides)
         self.entry_points = entry_points
+        self.plugins = tuple(plugins) or tuple(self.store.meta("plugins") or ())
         if stored_profile is not None and (stored_profile, self.store.meta("overrides")) != (self.profile, self.overrides):
             raise BatchError(
                 str(self.out_dir),
@@ -189,7 +191,7 @@ class Batch:
         # Resolve the profile here, once: a typo fails before any worker starts.
         from meshforge.batch.worker import get_engine
 
-        self.engine = get_engine(self.profile, self.overrides, entry_points)
+        self.engine = get_engine(self.profile, self.overrides, entry_points, self.plugins)
         self.executor_name = executor
         self.workers = default_workers() if workers is None else workers
         self.scheduler = scheduler
@@ -211,6 +213,7 @@ class Batch:
                 profile=self.profile,
                 overrides=self.overrides,
                 entry_points=entry_points,
+                plugins=list(self.plugins),
                 created=time.time(),
                 catalog=str(Path(catalog).resolve()) if isinstance(catalog, (str, os.PathLike)) else None,
             )
@@ -223,6 +226,7 @@ class Batch:
             profile=self.profile,
             overrides=self.overrides,
             entry_points=self.entry_points,
+            plugins=self.plugins,
             out_root=str(self.out_dir),
             db_path=str(self.store.path),
             job_timeout=self.job_timeout,

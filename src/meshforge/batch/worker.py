@@ -26,19 +26,26 @@ _ENGINES: dict[str, Any] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def engine_key(profile: Any, overrides: Any, entry_points: bool) -> str:
-    return json.dumps([profile, overrides, entry_points], sort_keys=True, default=str)
+def engine_key(profile: Any, overrides: Any, entry_points: bool, plugins: Any = ()) -> str:
+    return json.dumps([profile, overrides, entry_points, list(plugins)], sort_keys=True, default=str)
 
 
-def get_engine(profile: Any, overrides: Any, entry_points: bool = True) -> Any:
-    """The process's Engine for this profile (built on first use, then reused for every job)."""
-    key = engine_key(profile, overrides, entry_points)
+def get_engine(profile: Any, overrides: Any, entry_points: bool = True, plugins: tuple[str, ...] = ()) -> Any:
+    """The process's Engine for this profile (built on first use, then reused for every job).
+
+    ``plugins`` are module names imported and registered as runtime plugins: names, not objects,
+    because they must cross to worker processes and machines.
+    """
+    key = engine_key(profile, overrides, entry_points, plugins)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
+            import importlib
+
             from meshforge.engine import Engine
 
-            engine = Engine(profile, overrides=overrides, entry_points=entry_points)
+            modules = [importlib.import_module(name) for name in plugins]
+            engine = Engine(profile, overrides=overrides, entry_points=entry_points, plugins=modules)
             _ENGINES[key] = engine
         return engine
 
@@ -87,9 +94,10 @@ def execute_job(engine: Any, spec: JobSpec | Mapping[str, Any], out_root: str | 
     }
 
 
-def run_job(profile: Any, overrides: Any, entry_points: bool, spec: Mapping[str, Any], out_root: str, db_path: str) -> dict[str, Any]:
+def run_job(profile: Any, overrides: Any, entry_points: bool, plugins: tuple[str, ...], spec: Mapping[str, Any],
+            out_root: str, db_path: str) -> dict[str, Any]:
     """A self-contained task (used by the Dask executor): engine from the process cache, state in the batch DB."""
-    engine = get_engine(profile, overrides, entry_points)
+    engine = get_engine(profile, overrides, entry_points, plugins)
     return execute_job(engine, spec, out_root, StateStore(db_path))
 
 
@@ -104,8 +112,8 @@ def _watch_parent(parent: int) -> None:
             os._exit(3)
 
 
-def worker_main(conn: Any, profile: Any, overrides: Any, entry_points: bool, out_root: str, db_path: str,
-                threads: int, parent: int) -> None:
+def worker_main(conn: Any, profile: Any, overrides: Any, entry_points: bool, plugins: tuple[str, ...], out_root: str,
+                db_path: str, threads: int, parent: int) -> None:
     """Entry point of a local worker process: build the engine, then serve jobs from ``conn``.
 
     Messages in: ``("job", spec_dict)`` or ``None`` (stop). Out: ``("ready", pid)``,
@@ -125,7 +133,7 @@ def worker_main(conn: Any, profile: Any, overrides: Any, entry_points: bool, out
                 os._exit(3)
 
     try:
-        engine = get_engine(profile, overrides, entry_points)
+        engine = get_engine(profile, overrides, entry_points, plugins)
     except BaseException as exc:
         send(("fatal", f"{type(exc).__name__}: {exc}"))
         return

@@ -62,19 +62,21 @@ def _executor_options(fn: Any) -> Any:
 @click.argument("catalog", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--profile", "-p", required=True, help="Profile name, alias or path to a .toml file.")
 @click.option("--set", "overrides", multiple=True, metavar="STEP.PARAM=VALUE", help="Override a profile parameter (repeatable).")
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+              help="Import MODULE and register it as a plugin in every worker (repeatable).")
 @click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Batch folder: state (batch.sqlite), jobs/<id>/ outputs and reports, summary.json/.csv.")
 @_executor_options
 @_progress_options
 @handle_errors
-def run_cmd(catalog: Path, profile: str, overrides: tuple[str, ...], out_dir: Path, executor: str, workers: int | None,
+def run_cmd(catalog: Path, profile: str, overrides: tuple[str, ...], plugins: tuple[str, ...], out_dir: Path, executor: str, workers: int | None,
             scheduler: str | None, job_timeout: float | None, generate_concurrency: int, quiet: bool, as_jsonl: bool) -> None:
     """Run CATALOG: rerun the same command after a crash to resume (finished jobs are skipped)."""
     from meshforge.batch import Batch
 
     if executor == "dask" and not scheduler:
         raise click.UsageError("--executor dask needs --scheduler tcp://HOST:PORT")
-    b = Batch(catalog, out_dir=out_dir, profile=profile, overrides=overrides, executor=executor, workers=workers,
+    b = Batch(catalog, out_dir=out_dir, profile=profile, overrides=overrides, plugins=plugins, executor=executor, workers=workers,
               scheduler=scheduler, job_timeout=job_timeout, generate_concurrency=generate_concurrency)
     _run(b, quiet=quiet, as_jsonl=as_jsonl)
 

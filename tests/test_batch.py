@@ -1,0 +1,338 @@
+"""meshforge batch: catalogs, durable state, crash isolation, kill -9 and resume, Dask, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import pickle
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import model_rows
+
+from meshforge.batch import Batch, StateStore, read_catalog, status
+from meshforge.batch.store import BatchStore
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # workers import the support plugin by module name
+from test_batch_support import PROFILE, PROFILE_TOML  # noqa: E402
+
+PLUGIN = "test_batch_support"
+
+
+def corpus_jobs(corpus: Path, n: int = 30, max_bytes: int = 200_000) -> list[dict[str, str]]:
+    rows = [r for r in model_rows() if int(r["bytes"]) <= max_bytes and r["format"] != "gltf"]
+    rows.sort(key=lambda r: r["path"])
+    out = []
+    for r in rows[:n]:
+        job_id = re.sub(r"[^A-Za-z0-9._-]", "_", r["path"])
+        out.append({"id": job_id, "model": str(corpus / r["path"]), "title": Path(r["path"]).stem, "category": r["format"]})
+    assert len(out) == n, f"corpus has only {len(out)} small model files"
+    return out
+
+
+def write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_outputs_valid(out: Path) -> None:
+    """Every recorded output exists with its recorded hash, loads, and nothing half-written is left."""
+    import trimesh
+
+    store = BatchStore(out, create=False)
+    try:
+        for job in store.jobs(status="done"):
+            for o in job.outputs:
+                p = Path(o["path"])
+                assert p.is_file(), p
+                assert sha256(p) == o["sha256"]
+                if p.suffix == ".stl":  # complete binary STL: 80-byte header, count, 50 bytes per facet
+                    data = p.read_bytes()
+                    assert len(data) == 84 + 50 * int.from_bytes(data[80:84], "little"), p
+                trimesh.load(p)
+    finally:
+        store.close()
+    leftovers = [p for p in (out / "jobs").rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+# --- catalogs -------------------------------------------------------------------------------------
+
+
+def test_csv_catalog_reports_bad_rows_with_row_numbers(tmp_path: Path, corpus: Path) -> None:
+    cube = corpus / "stl/trimesh/20mm-xyz-cube.stl"
+    text = (
+        "id,model,prompt,title,height_mm\n"
+        f"ok,{cube},,Cube,20\n"                       # line 2
+        ",{cube},,No id,\n"                           # line 3: missing id
+        f"ok,{cube},,Again,\n"                        # line 4: duplicate id
+        "gone,missing.stl,,Gone,\n"                   # line 5: file not found
+        f"both,{cube},a chair,Both,\n"                # line 6: model and prompt
+        f"tall,{cube},,Tall,-3\n"                     # line 7: bad value
+        f"../up,{cube},,Bad id,\n"                    # line 8: unsafe id
+        "short,x\n"                                   # line 9: wrong field count
+        "chair,,a wooden chair,Chair,450\n"           # line 10: ok (prompt)
+    ).replace("{cube}", str(cube))
+    cat = read_catalog(write_text(tmp_path / "c.csv", text))
+    assert [j.id for j in cat.jobs] == ["ok", "chair"]
+    assert cat.jobs[0].metadata == {"title": "Cube", "height_mm": 20}
+    assert cat.jobs[1].kind == "prompt" and cat.jobs[1].generates
+    found = {p.row: p.reason for p in cat.problems}
+    assert sorted(found) == [3, 4, 5, 6, 7, 8, 9]
+    assert "missing id" in found[3]
+    assert "duplicate id" in found[4] and "row 2" in found[4]
+    assert "not found" in found[5]
+    assert "exactly one" in found[6]
+    assert "height_mm" in found[7]
+    assert "id must be" in found[8]
+    assert "fields" in found[9]
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_jsonl_catalog_relative_paths_and_bad_lines(tmp_path: Path, corpus: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "cube.stl").write_bytes((corpus / "stl/trimesh/20mm-xyz-cube.stl").read_bytes())
+    lines = [
+        json.dumps({"id": "a", "model": "m/cube.stl", "dimensions": {"w": 20}}),
+        "{not json",
+        json.dumps(["a", "list"]),
+        json.dumps({"id": "b", "image": ["m/cube.stl"]}),
+        json.dumps({"id": "c"}),
+    ]
+    cat = read_catalog(write_text(tmp_path / "c.jsonl", "\n".join(lines) + "\n"))
+    assert [j.id for j in cat.jobs] == ["a", "b"]
+    assert cat.jobs[0].model == str(tmp_path / "m" / "cube.stl")
+    assert cat.jobs[0].metadata["dimensions"] == {"w": 20}
+    assert cat.jobs[1].images == (str(tmp_path / "m" / "cube.stl"),)
+    assert {p.row for p in cat.problems} == {2, 3, 5}
+
+
+def test_catalog_without_id_column_is_unusable(tmp_path: Path) -> None:
+    from meshforge.errors import InputError
+
+    with pytest.raises(InputError, match="'id'"):
+        read_catalog(write_text(tmp_path / "c.csv", "name,model\nx,y.stl\n"))
+
+
+def test_state_store_survives_processes_and_pickling(tmp_path: Path) -> None:
+    BatchStore(tmp_path).close()
+    store = StateStore(tmp_path / "batch.sqlite")
+    store.save("gen:chair", {"provider": "local", "job_id": "j-1"})
+    clone = pickle.loads(pickle.dumps(store))
+    assert clone.load("gen:chair") == {"provider": "local", "job_id": "j-1"}
+    code = (
+        "import sys; from meshforge.batch import StateStore;"
+        "s = StateStore(sys.argv[1]); r = s.load('gen:chair'); s.save('gen:chair', {**r, 'status': 'done'})"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "batch.sqlite")], check=True)
+    assert store.load("gen:chair") == {"provider": "local", "job_id": "j-1", "status": "done"}
+    assert store.load("nothing") is None
+
+
+# --- running --------------------------------------------------------------------------------------
+
+
+def test_thirty_corpus_jobs_in_worker_processes_then_rerun_skips_them(tmp_path: Path, corpus: Path) -> None:
+    jobs = corpus_jobs(corpus)
+    catalog = write_csv(tmp_path / "catalog.csv", jobs)
+    out = tmp_path / "out"
+    seen: list[str] = []
+    with Batch(catalog, out_dir=out, profile=PROFILE, plugins=[PLUGIN], entry_points=False, workers=2) as batch:
+        summary = batch.run(on_result=lambda r: seen.append(r.id))
+    assert sorted(seen) == sorted(j["id"] for j in jobs)
+    assert summary.counts["done"] == 30 and summary.counts["failed"] == 0
+    assert summary.verdicts.get("pass", 0) >= 10  # some corpus files are corrupt on purpose: unusable, not crashes
+    # Worker processes give what a plain loop over Engine.run gives, job for job.
+    from meshforge import Engine
+    from meshforge.batch import JobSpec
+
+    engine = Engine(PROFILE, entry_points=False, plugins=[__import__(PLUGIN)])
+    store = BatchStore(out, create=False)
+    for job in store.jobs():
+        report = engine.run(JobSpec.from_dict(job.spec.to_dict()).inputs(), out_dir=tmp_path / "seq" / job.id)
+        assert job.verdict == str(report.status), job.id
+        assert [o["sha256"] for o in job.outputs] == [o.sha256 for o in report.outputs], job.id
+    store.close()
+    assert summary.peak_worker_rss_mb and summary.peak_worker_rss_mb > 10
+    assert_outputs_valid(out)
+    # Two worker processes did the work, each built its engine once.
+    assert len({r.worker for r in BatchStore(out, create=False).jobs()}) == 2
+
+    data = json.loads((out / "summary.json").read_text())
+    assert data["total"] == 30 and len(data["jobs"]) == 30
+    with (out / "summary.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["id"] for r in rows} == {j["id"] for j in jobs}
+    passed = [r for r in rows if r["verdict"] == "pass"]
+    assert all(r["outputs"].endswith(".stl") and len(r["sha256"]) == 64 for r in passed)
+    per_job = json.loads(Path(passed[0]["report"]).read_text())
+    assert per_job["status"] == "pass" and per_job["input"]["id"] == passed[0]["id"]
+
+    # Same command again: nothing runs, nothing changes.
+    with Batch(catalog, out_dir=out, profile=PROFILE, plugins=[PLUGIN], entry_points=False, workers=2) as batch:
+        assert list(batch.results()) == []
+    # A changed row is a new job; the others stay done.
+    jobs[0]["title"] = "renamed"
+    write_csv(catalog, jobs)
+    with Batch(catalog, out_dir=out, profile=PROFILE, plugins=[PLUGIN], entry_points=False, workers=0) as batch:
+        assert [r.id for r in batch.results()] == [jobs[0]["id"]]
+
+
+def test_a_crashing_or_stuck_job_fails_alone_and_the_batch_goes_on(tmp_path: Path, corpus: Path) -> None:
+    cube = str(corpus / "stl/trimesh/20mm-xyz-cube.stl")
+    rows = [
+        {"id": "a", "model": cube},
+        {"id": "exits", "model": cube, "crash": "exit"},
+        {"id": "b", "model": cube},
+        {"id": "segfaults", "model": cube, "crash": "segv"},
+        {"id": "stuck", "model": cube, "sleep_s": 60},
+        {"id": "raises", "model": cube, "crash": "raise"},
+        {"id": "c", "model": cube},
+    ]
+    catalog = write_csv(tmp_path / "c.csv", rows)
+    out = tmp_path / "out"
+    with Batch(catalog, out_dir=out, profile=PROFILE, plugins=[PLUGIN], entry_points=False, workers=2, job_timeout=4) as batch:
+        results = {r.id: r for r in batch.results()}
+    assert {k for k, r in results.items() if r.status == "done" and r.verdict == "pass"} == {"a", "b", "c"}
+    assert results["exits"].status == "failed" and "exit code 7" in (results["exits"].error or "")
+    assert results["segfaults"].status == "failed" and "SIGSEGV" in (results["segfaults"].error or "")
+    assert results["stuck"].status == "failed" and "time limit" in (results["stuck"].error or "")
+    # A step that raises is isolated by the engine: the job is done, its verdict says what happened.
+    assert results["raises"].status == "done" and "engine.step_failed" in results["raises"].errors
+
+    # status lists the failures with their reasons; retry runs only them again.
+    res = CliRunner().invoke(cli(), ["batch", "status", str(out), "--json"])
+    assert res.exit_code == 1, res.output
+    data = json.loads(res.output)
+    assert data["counts"]["failed"] == 3
+    assert {f["id"]: f["reason"] for f in data["failures"] if f["status"] == "failed"}["stuck"].startswith("ran past")
+    res = CliRunner().invoke(cli(), ["batch", "retry", str(out), "--jsonl", "-j", "1", "--job-timeout", "2"])
+    lines = [json.loads(x) for x in res.output.splitlines()]
+    assert sorted(x["id"] for x in lines if x["event"] == "job") == ["exits", "segfaults", "stuck"]
+    assert BatchStore(out, create=False).job("a").attempts == 1  # type: ignore[union-attr]
+
+
+def cli():  # type: ignore[no-untyped-def]
+    from meshforge.cli.main import main
+
+    return main
+
+
+def test_kill_9_mid_run_then_rerun_finishes_every_job_exactly_once(tmp_path: Path, corpus: Path) -> None:
+    jobs = corpus_jobs(corpus)
+    for j in jobs:
+        j["sleep_s"] = 0.15  # slow enough that the kill lands mid-run
+    catalog = write_csv(tmp_path / "catalog.csv", jobs)
+    profile = write_text(tmp_path / "batch-test.toml", PROFILE_TOML)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-c", "from meshforge.cli.main import main; main()", "batch", str(catalog), "-p", str(profile), "--out", str(out),
+           "--plugin", PLUGIN, "-j", "2", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    db = out / "batch.sqlite"
+    done_at_kill = 0
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.is_file():
+                try:
+                    with sqlite3.connect(db, timeout=1) as conn:
+                        done_at_kill = conn.execute("SELECT COUNT(*) FROM jobs WHERE status = 'done'").fetchone()[0]
+                except sqlite3.OperationalError:
+                    done_at_kill = 0
+                if done_at_kill >= 5:
+                    break
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signal.SIGKILL)  # the coordinator and its workers, as a crash would
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert 5 <= done_at_kill < 30
+    with sqlite3.connect(db) as conn:
+        counts = dict(conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+    assert counts.get("done", 0) < 30
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode in (0, 1), rerun.stderr
+    store = BatchStore(out, create=False)
+    done_events: dict[str, int] = {}
+    for e in store.events():
+        if e["event"] == "done":
+            done_events[e["id"]] = done_events.get(e["id"], 0) + 1
+    assert done_events == {j["id"]: 1 for j in jobs}  # every job finished exactly once over both runs
+    assert store.counts()["done"] == 30
+    store.close()
+    assert_outputs_valid(out)
+
+
+def test_cli_runs_a_catalog_and_reports_bad_rows(tmp_path: Path, corpus: Path) -> None:
+    cube = corpus / "stl/trimesh/20mm-xyz-cube.stl"
+    catalog = write_text(tmp_path / "c.csv", f"id,model\none,{cube}\none,{cube}\ntwo,nowhere.stl\n")
+    profile = write_text(tmp_path / "p.toml", PROFILE_TOML)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli(), ["batch", str(catalog), "-p", str(profile), "--plugin", PLUGIN, "--out", str(out),
+                                     "-j", "0", "--jsonl"])
+    assert res.exit_code == 1, res.output  # bad rows make the batch exit 1 even when every job passed
+    events = [json.loads(x) for x in res.output.splitlines()]
+    assert [(e["row"], e["id"]) for e in events if e["event"] == "bad_row"] == [(3, "one"), (4, "two")]
+    jobs = [e for e in events if e["event"] == "job"]
+    assert [(e["id"], e["verdict"]) for e in jobs] == [("one", "pass")]
+    assert Path(jobs[0]["outputs"][0]["path"]).is_file()
+    # Another profile into the same folder is refused (exit 2), not mixed in.
+    res = CliRunner().invoke(cli(), ["batch", str(catalog), "-p", "fdm-print-stl", "--out", str(out)])
+    assert res.exit_code == 2 and "holds a batch" in res.output
+    assert status(out).counts["done"] == 1
+
+
+# --- Dask -----------------------------------------------------------------------------------------
+
+
+def test_dask_executor_gives_the_same_outputs_as_local_processes(tmp_path: Path, corpus: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    catalog = write_csv(tmp_path / "catalog.csv", corpus_jobs(corpus, n=8))
+    profile = write_text(tmp_path / "plain.toml", "schema = 1\nname = \"plain\"\nsummary = \"s\"\n[chain]\n"
+                         "generate = [\"import\"]\nexport = [\"stl\"]\n[steps.import]\n[steps.stl]\n")
+
+    def outcome(out: Path) -> dict[str, tuple[str | None, list[str]]]:
+        store = BatchStore(out, create=False)
+        try:
+            return {j.id: (j.verdict, [o["sha256"] for o in j.outputs]) for j in store.jobs()}
+        finally:
+            store.close()
+
+    with Batch(catalog, out_dir=tmp_path / "local", profile=str(profile), entry_points=False, workers=2) as b:
+        local = b.run()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as cluster:
+        with Batch(catalog, out_dir=tmp_path / "dask", profile=str(profile), entry_points=False, executor="dask",
+                   scheduler=cluster.scheduler_address) as b:
+            remote = b.run()
+    assert local.counts == remote.counts and remote.counts["done"] == 8
+    assert outcome(tmp_path / "local") == outcome(tmp_path / "dask")
+    assert_outputs_valid(tmp_path / "dask")
