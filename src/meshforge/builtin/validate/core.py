@@ -1,0 +1,124 @@
+"""Geometry hygiene shared by every profile (geometry.hygiene): empty, non-finite, degenerate and
+duplicate triangles, unreferenced vertices. Codes are documented in docs/findings/geometry.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import meshforge
+from meshforge.params import field
+from meshforge.types import Severity, ValidateStep
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from meshforge.asset import AssetView
+    from meshforge.context import StepContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class HygieneParams:
+    max_degenerate_area_mm2: float = field(
+        1e-4, "a triangle with area at or under this (mm^2; scene units converted) is degenerate (P5, Blender threshold_zero)"
+    )
+
+
+def _samples(indices: np.ndarray) -> list[int]:
+    return [int(i) for i in np.asarray(indices).reshape(-1)[:10]]
+
+
+def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> Iterator[Any]:
+    from meshforge.ops.topology import triangle_areas, weld
+    from meshforge.ops.units import scale_factor
+
+    mesh = view.mesh
+    v = np.asarray(mesh.vertices, dtype=np.float64).reshape(-1, 3)
+    f = np.asarray(mesh.faces, dtype=np.int64).reshape(-1, 3)
+    if len(f) == 0:
+        yield ctx.finding("geometry.empty", Severity.ERROR, "the model has no triangles", measured=0, threshold=1, count=0)
+        return
+    finite = np.isfinite(v).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        yield ctx.finding(
+            "geometry.non_finite",
+            Severity.ERROR,
+            f"{len(bad)} vertices have NaN or infinite coordinates",
+            measured=len(bad),
+            threshold=0,
+            count=len(bad),
+            samples=_samples(bad),
+        )
+    ids, _ = view.derived.get("geometry.weld_exact", lambda: weld(v))
+    wf = ids[f]
+    ok = (wf >= 0).all(axis=1)
+    repeated = (wf[:, 0] == wf[:, 1]) | (wf[:, 1] == wf[:, 2]) | (wf[:, 2] == wf[:, 0])
+    mm2 = scale_factor(view.units.length or "mm", "mm") ** 2
+    with np.errstate(invalid="ignore", over="ignore"):
+        area = np.where(ok, triangle_areas(np.where(ok[:, None, None], v[f], 0.0)) * mm2, np.inf)
+    degenerate = ok & (repeated | (area <= params.max_degenerate_area_mm2))
+    if degenerate.any():
+        idx = np.flatnonzero(degenerate)
+        yield ctx.finding(
+            "geometry.degenerate_faces",
+            Severity.WARNING,
+            f"{len(idx)} triangles have (near) zero area or repeat a vertex",
+            measured=len(idx),
+            threshold=params.max_degenerate_area_mm2,
+            count=len(idx),
+            samples=_samples(idx),
+        )
+    live = np.flatnonzero(ok & ~repeated)
+    if len(live) > 1:
+        key = np.sort(wf[live], axis=1)
+        order = np.lexsort(key.T[::-1])
+        s = key[order]
+        dup_sorted = np.zeros(len(s), dtype=bool)
+        dup_sorted[1:] = (s[1:] == s[:-1]).all(axis=1)
+        if dup_sorted.any():
+            idx = np.sort(live[order[dup_sorted]])
+            yield ctx.finding(
+                "geometry.duplicate_faces",
+                Severity.WARNING,
+                f"{len(idx)} triangles repeat another triangle's corners (either winding)",
+                measured=len(idx),
+                threshold=0,
+                count=len(idx),
+                samples=_samples(idx),
+            )
+    referenced = np.zeros(len(v), dtype=bool)
+    referenced[f.reshape(-1)] = True
+    if not referenced.all():
+        idx = np.flatnonzero(~referenced)
+        yield ctx.finding(
+            "geometry.unreferenced_vertices",
+            Severity.INFO,
+            f"{len(idx)} vertices are not used by any triangle",
+            measured=len(idx),
+            threshold=0,
+            count=len(idx),
+            samples=_samples(idx),
+        )
+
+
+@meshforge.hookimpl
+def meshforge_validate_steps() -> list[ValidateStep]:
+    return [
+        ValidateStep(
+            name="geometry.hygiene",
+            summary="empty, NaN/Inf, degenerate and duplicate triangles, unreferenced vertices",
+            params=HygieneParams,
+            codes=(
+                "geometry.empty",
+                "geometry.non_finite",
+                "geometry.degenerate_faces",
+                "geometry.duplicate_faces",
+                "geometry.unreferenced_vertices",
+            ),
+            check=check_hygiene,
+        )
+    ]
