@@ -137,9 +137,13 @@ def _meshopt(
         count = lib.meshopt_simplify(_ptr(dest, u32), _ptr(indices, u32), n_idx, _ptr(pos, f32), n_vert, 12,
                                      target_idx, 1.0, 0, none_f)
     if count > target_idx:
-        # Topology (seams, borders) stopped the collapse: the sloppy simplifier clusters regardless.
-        count = lib.meshopt_simplifySloppy(_ptr(dest, u32), _ptr(indices, u32), n_idx, _ptr(pos, f32), n_vert, 12,
-                                           target_idx, 1.0, none_f)
+        # Topology (seams, borders) stopped the collapse: the sloppy simplifier clusters regardless,
+        # unless that wipes the part out (a small part asked for 2 triangles): then keep the best topological result.
+        sloppy = np.empty(len(indices), dtype=np.uint32)
+        n_sloppy = lib.meshopt_simplifySloppy(_ptr(sloppy, u32), _ptr(indices, u32), n_idx, _ptr(pos, f32), n_vert, 12,
+                                              target_idx, 1.0, none_f)
+        if n_sloppy >= 3 * min(4, target):
+            dest, count = sloppy, n_sloppy
     out = dest[:count].astype(np.int64).reshape(-1, 3)
     out = out[(out[:, 0] != out[:, 1]) & (out[:, 1] != out[:, 2]) & (out[:, 0] != out[:, 2])]
     used, inverse = np.unique(out.reshape(-1), return_inverse=True)

@@ -76,27 +76,45 @@ def decimate_commerce(view: AssetView, params: CommerceDecimateParams, ctx: Step
     total = sum(len(m.faces) * max(counts.get(n, 1), 1) for n, m in meshes.items())
     if total <= params.target_triangles:
         return RepairResult.unchanged(f"{total} triangles after instancing, at or under {params.target_triangles}")
-    # One budget for the scene, shared in proportion to what each primitive costs (slack for rounding).
-    ratio = params.target_triangles * 0.995 / total
     names = list(meshes)
     locks = (scene_ops_locks(meshes, names) if params.lock_material_borders
              else {n: None for n in names})
     weights = {"uv": params.uv_weight, "normal": params.normal_weight}
-    replaced = {}
-    per: dict[str, list[int]] = {}
-    for name in names:
-        mesh = meshes[name]
-        target = max(int(len(mesh.faces) * ratio), 1)
-        if target >= len(mesh.faces):
-            continue
-        attrs = scene_ops.vertex_attributes(mesh)
-        out = dec.simplify(mesh.vertices, mesh.faces, target, attributes=attrs, weights=weights,
-                           locked=locks[name], backend=params.backend)
-        replaced[name] = scene_ops.rebuild(mesh, out.vertices, out.faces, out.attributes)
-        per[name] = [len(mesh.faces), len(out.faces)]
+    inst = {n: max(counts.get(n, 1), 1) for n in names}
+    replaced: dict[str, object] = {}
+    stuck: dict[str, int] = {}  # primitives that stopped above their share (tiny parts): their final count
+    for _ in range(3):
+        # One budget for the scene, shared in proportion to what each primitive costs (slack for rounding).
+        fixed = sum(stuck[n] * inst[n] for n in stuck)
+        rest = [n for n in names if n not in stuck]
+        rest_total = sum(len(meshes[n].faces) * inst[n] for n in rest)
+        if not rest or rest_total == 0:
+            break
+        ratio = max(params.target_triangles * 0.995 - fixed, 0) / rest_total
+        grew = False
+        for name in rest:
+            mesh = meshes[name]
+            target = max(int(len(mesh.faces) * ratio), 1)
+            if target >= len(mesh.faces):
+                replaced.pop(name, None)
+                continue
+            out = dec.simplify(mesh.vertices, mesh.faces, target, attributes=scene_ops.vertex_attributes(mesh),
+                               weights=weights, locked=locks[name], backend=params.backend)
+            if len(out.faces) == 0 or len(out.faces) >= len(mesh.faces):
+                stuck[name] = len(mesh.faces)
+                replaced.pop(name, None)
+                grew = True
+                continue
+            replaced[name] = scene_ops.rebuild(mesh, out.vertices, out.faces, out.attributes)
+            if not out.reached:
+                stuck[name] = len(out.faces)
+                grew = True
+        if not grew:
+            break
     new_scene = scene_ops.with_geometry(scene, replaced)
     after = sum(len(g.faces) * max(counts.get(n, 1), 1) for n, g in scene_ops.triangle_meshes(new_scene).items())
     details: dict[str, object] = {"triangles_before": total, "triangles_after": after, "primitives": len(replaced),
+                                  "budget_met": after <= params.target_triangles, "stopped_above_share": len(stuck),
                                   "backend": "meshoptimizer" if params.backend == "auto" and dec.have_meshoptimizer() else params.backend}
     if params.measure_error:
         from meshforge.asset import scene_to_mesh

@@ -1,0 +1,269 @@
+"""Storefront repairs: metres and +Y up, normals, textures, deduplication, origin at bottom centre.
+
+Each step copies what it changes (geometry, materials, images) and shares the rest; the scene it
+was handed is never edited. Defaults: ../shared/REQUIREMENTS.md Part 4a (C6-C8, C16, C17).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from meshforge.asset import AssetView
+from meshforge.context import StepContext
+from meshforge.hookspecs import hookimpl
+from meshforge.io.gltf_write import unit_normals
+from meshforge.ops import scene_ops
+from meshforge.ops import textures as tex
+from meshforge.ops import units as units_ops
+from meshforge.params import field
+from meshforge.types import NoParams, RepairResult, RepairStep, Units
+
+GLTF_UNITS = Units("m", "+Y")
+
+
+# --- commerce.to_metres ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToMetresParams:
+    assume_units: str = field("mm", "unit of coordinates the file does not state (STL, OBJ, PLY: mm, as slicers read them)")
+    min_size_m: float = field(0.01, "smallest plausible product (C16): a smaller one is rescaled from its likely unit")
+    max_size_m: float = field(10.0, "largest plausible product (C16): a larger one is rescaled from its likely unit")
+
+
+def to_metres(view: AssetView, params: ToMetresParams, ctx: StepContext) -> RepairResult:
+    units = view.units
+    unit = units.length or params.assume_units
+    bounds = scene_ops.world_bounds(view.scene)
+    extent = float(np.max(bounds[1] - bounds[0])) if bounds is not None else 0.0
+    guessed = None
+    if extent > 0:
+        guessed = units_ops.likely_unit(extent, unit, (params.min_size_m * 1000.0, params.max_size_m * 1000.0))
+        if guessed is not None:
+            unit = guessed
+    factor = units_ops.scale_factor(unit, "m")
+    scene, changed = scene_ops.to_metres_y_up(view.scene, factor, units.up)
+    if not changed:
+        if units != GLTF_UNITS:
+            return RepairResult(units=GLTF_UNITS, note="already metres, +Y up by size; units recorded")
+        return RepairResult.unchanged("already metres, +Y up")
+    rotated = units.up.upper() in ("+Z", "Z")
+    note = f"scaled x{factor:g} ({unit} -> m)"
+    if guessed:
+        note += f", unit guessed from a {extent:g}-unit extent"
+    if rotated:
+        note += ", rotated +Z up -> +Y up"
+    return RepairResult(scene=scene, units=GLTF_UNITS, note=note,
+                        details={"scale": factor, "from_unit": unit, "guessed": guessed is not None, "rotated": rotated})
+
+
+# --- commerce.normals --------------------------------------------------------------------------
+
+
+def add_normals(view: AssetView, params: NoParams, ctx: StepContext) -> RepairResult:
+    added = 0
+
+    def fix(name: str, mesh: Any) -> Any | None:
+        nonlocal added
+        given = scene_ops.loaded_normals(mesh)
+        if given is not None:
+            length = np.linalg.norm(given, axis=1)
+            if np.all(np.isfinite(length)) and np.all(np.abs(length - 1.0) < 1e-3):
+                return None
+        new = mesh.copy(include_cache=True)
+        new.vertex_normals = unit_normals(mesh, given)
+        added += 1
+        return new
+
+    scene, names = scene_ops.map_geometry(view.scene, fix)
+    if scene is None:
+        return RepairResult.unchanged("every primitive has unit normals")
+    return RepairResult(scene=scene, note=f"normals added or fixed on {added} primitive(s)", details={"primitives": added})
+
+
+# --- commerce.textures -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TexturesParams:
+    max_px: int = field(2048, "largest texture side, rounded down to a power of two (C6: Khronos 2K, Quick Look)")
+    jpeg_quality: int = field(90, "JPEG quality for opaque colour textures")
+
+
+def _materials(scene: Any) -> list[tuple[str, Any]]:
+    from trimesh.visual import TextureVisuals
+
+    return [(n, g.visual.material) for n, g in scene_ops.triangle_meshes(scene).items()
+            if isinstance(g.visual, TextureVisuals) and g.visual.material is not None]
+
+
+def _as_pbr(material: Any) -> Any:
+    from trimesh.visual.material import PBRMaterial
+
+    return material if isinstance(material, PBRMaterial) else material.to_pbr()
+
+
+def prepare_textures(view: AssetView, params: TexturesParams, ctx: StepContext) -> RepairResult:
+    from trimesh.visual import TextureVisuals
+
+    done: dict[tuple[int, str, bool], tex.Prepared] = {}  # a texture shared by materials is processed once
+    changed_materials: dict[int, Any] = {}
+    resized = reencoded = 0
+    for _, material in _materials(view.scene):
+        if id(material) in changed_materials:
+            continue
+        pbr = _as_pbr(material)
+        opaque = str(getattr(pbr, "alphaMode", None) or "OPAQUE").upper() == "OPAQUE"
+        updates = {}
+        for role in tex.ROLES:
+            img = getattr(pbr, role, None)
+            if img is None or not hasattr(img, "size"):
+                continue
+            key = (id(img), role, opaque)
+            if key not in done:
+                done[key] = tex.prepare_texture(img, role, max_px=params.max_px, opaque_material=opaque,
+                                                jpeg_quality=params.jpeg_quality)
+                if done[key].changed:
+                    resized += done[key].before != done[key].after
+                    reencoded += 1
+            if done[key].changed:
+                updates[role] = done[key].image
+        if updates or pbr is not material:
+            new = pbr.copy() if pbr is material else pbr
+            for role, img in updates.items():
+                setattr(new, role, img)
+            changed_materials[id(material)] = new
+
+    if not changed_materials:
+        return RepairResult.unchanged(f"textures are power-of-two, <= {params.max_px} px, PNG/JPEG by role")
+
+    def swap(name: str, mesh: Any) -> Any | None:
+        if not isinstance(mesh.visual, TextureVisuals) or id(mesh.visual.material) not in changed_materials:
+            return None
+        new = mesh.copy(include_cache=True)
+        new.visual = TextureVisuals(uv=mesh.visual.uv, material=changed_materials[id(mesh.visual.material)])
+        normals = scene_ops.loaded_normals(mesh)
+        if normals is not None:
+            new.vertex_normals = normals
+        return new
+
+    scene, names = scene_ops.map_geometry(view.scene, swap)
+    sizes = sorted({f"{p.before[0]}x{p.before[1]}->{p.after[0]}x{p.after[1]} {p.codec}" for p in done.values() if p.changed})
+    return RepairResult(scene=scene, note=f"{reencoded} texture(s) rewritten ({resized} resized): {', '.join(sizes[:6])}",
+                        details={"textures_rewritten": reencoded, "textures_resized": resized, "max_px": params.max_px})
+
+
+# --- commerce.dedupe ---------------------------------------------------------------------------
+
+
+def _material_key(material: Any, digests: dict[int, str]) -> tuple[Any, ...]:
+    pbr = _as_pbr(material)
+    parts: list[Any] = [type(pbr).__name__]
+    for attr in ("baseColorFactor", "metallicFactor", "roughnessFactor", "emissiveFactor", "alphaMode",
+                 "alphaCutoff", "doubleSided"):
+        value = getattr(pbr, attr, None)
+        if value is None or isinstance(value, (str, bool)):
+            parts.append(value)
+        else:
+            parts.append(tuple(np.round(np.atleast_1d(np.asarray(value, dtype=np.float64)), 6).tolist()))
+    for role in tex.ROLES:
+        img = getattr(pbr, role, None)
+        if img is None or not hasattr(img, "size"):
+            parts.append(None)
+            continue
+        if id(img) not in digests:
+            digests[id(img)] = tex.image_digest(img)
+        parts.append(digests[id(img)])
+    return tuple(parts)
+
+
+def dedupe(view: AssetView, params: NoParams, ctx: StepContext) -> RepairResult:
+    from trimesh.visual import TextureVisuals
+
+    scene = view.scene
+    used_nodes = scene.graph.geometry_nodes
+    unused = [n for n in scene.geometry if not used_nodes.get(n)]
+    digests: dict[int, str] = {}
+    canonical: dict[tuple[Any, ...], Any] = {}
+    remap: dict[int, Any] = {}
+    materials = _materials(scene)
+    for _, material in materials:
+        if id(material) in remap:
+            continue
+        key = _material_key(material, digests)
+        remap[id(material)] = canonical.setdefault(key, material)
+    before = len({id(m) for _, m in materials})
+    after = len({id(m) for m in remap.values()})
+
+    def swap(name: str, mesh: Any) -> Any | None:
+        if not isinstance(mesh.visual, TextureVisuals) or mesh.visual.material is None:
+            return None
+        target = remap.get(id(mesh.visual.material))
+        if target is None or target is mesh.visual.material:
+            return None
+        new = mesh.copy(include_cache=True)
+        new.visual = TextureVisuals(uv=mesh.visual.uv, material=target)
+        normals = scene_ops.loaded_normals(mesh)
+        if normals is not None:
+            new.vertex_normals = normals
+        return new
+
+    new_scene, names = scene_ops.map_geometry(scene, swap)
+    if new_scene is None and not unused:
+        return RepairResult.unchanged(f"{before} distinct material(s), no unused geometry")
+    new_scene = new_scene if new_scene is not None else scene_ops.with_geometry(scene, {})
+    for name in unused:
+        new_scene.delete_geometry(name)
+    images = len(set(digests.values()))
+    return RepairResult(
+        scene=new_scene,
+        note=f"materials {before} -> {after}; {len(unused)} unused geometr{'y' if len(unused) == 1 else 'ies'} dropped",
+        details={"materials_before": before, "materials_after": after, "unused_geometry_dropped": len(unused),
+                 "distinct_images": images},
+    )
+
+
+# --- commerce.place_origin ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlaceOriginParams:
+    tolerance_m: float = field(1e-6, "leave the scene alone when base and centre are already this close (m)")
+
+
+def place_origin(view: AssetView, params: PlaceOriginParams, ctx: StepContext) -> RepairResult:
+    bounds = scene_ops.world_bounds(view.scene)
+    if bounds is None:
+        return RepairResult.unchanged("no finite geometry to place")
+    centre = (bounds[0] + bounds[1]) / 2.0
+    up = 2 if view.units.up.upper() in ("+Z", "Z") else 1
+    offset = -centre
+    offset[up] = -bounds[0][up]
+    if np.all(np.abs(offset) <= params.tolerance_m):
+        return RepairResult.unchanged("base already at 0, centred")
+    matrix = np.eye(4)
+    matrix[:3, 3] = offset
+    scene = scene_ops.transform_scene(view.scene, matrix)
+    return RepairResult(scene=scene, note=f"moved by {np.round(offset, 6).tolist()}: base at 0, centred on the origin",
+                        details={"offset": [float(v) for v in offset]})
+
+
+@hookimpl
+def meshforge_repair_steps() -> list[RepairStep]:
+    return [
+        RepairStep(name="commerce.to_metres", summary="scale to metres (stated, assumed or guessed unit) and rotate +Z up to +Y up",
+                   params=ToMetresParams, fixes=("commerce.implausible_size",), apply=to_metres),
+        RepairStep(name="commerce.normals", summary="add unit vertex normals where missing or broken",
+                   fixes=("gltf.missing_normals",), apply=add_normals),
+        RepairStep(name="commerce.textures", summary="textures to power-of-two <= max_px; JPEG opaque colour, PNG alpha and data maps",
+                   params=TexturesParams,
+                   fixes=("commerce.texture_too_large", "commerce.texture_not_power_of_two", "commerce.texture_format"),
+                   apply=prepare_textures),
+        RepairStep(name="commerce.dedupe", summary="merge identical materials and textures, drop unused geometry",
+                   fixes=("commerce.too_many_materials",), apply=dedupe),
+        RepairStep(name="commerce.place_origin", summary="base at the floor (min up = 0), centred on the origin",
+                   params=PlaceOriginParams, fixes=("commerce.origin_not_bottom_centre",), apply=place_origin),
+    ]
