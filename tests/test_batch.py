@@ -336,3 +336,70 @@ def test_dask_executor_gives_the_same_outputs_as_local_processes(tmp_path: Path,
     assert local.counts == remote.counts and remote.counts["done"] == 8
     assert outcome(tmp_path / "local") == outcome(tmp_path / "dask")
     assert_outputs_valid(tmp_path / "dask")
+
+
+# --- generation: kill -9 while provider jobs are in flight ----------------------------------------
+
+
+GEN_PROFILE = """\
+schema = 1
+name = "batch-gen"
+summary = "prompt -> meshy (local test server) -> STL"
+[chain]
+generate = ["gen"]
+export = ["stl"]
+[steps.gen]
+uses = "meshy.generate"
+base_url = "{base}"
+poll_initial_s = 0.05
+poll_max_s = 0.1
+backoff_s = 0.01
+request_timeout_s = 5.0
+timeout_s = 60.0
+requests_per_s = 0.0
+[steps.stl]
+"""
+
+
+def test_kill_9_with_generation_in_flight_never_pays_twice(tmp_path: Path) -> None:
+    pytest.importorskip("meshforge_provider_meshy")
+    from provider_server import ProviderServer
+
+    n = 16
+    catalog = write_csv(tmp_path / "catalog.csv", [{"id": f"sku-{i:02d}", "prompt": f"a wooden chair, style {i}",
+                                                   "title": f"Chair {i}"} for i in range(n)])
+    with ProviderServer(task_seconds=0.8) as server:
+        profile = write_text(tmp_path / "gen.toml", GEN_PROFILE.format(base=server.base("meshy")))
+        out = tmp_path / "out"
+        cmd = [sys.executable, "-c", "from meshforge.cli.main import main; main()", "batch", str(catalog), "-p", str(profile),
+               "--out", str(out), "-j", "2", "--generate-concurrency", "4", "--quiet"]
+        env = {**os.environ, **server.env()}
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        db = out / "batch.sqlite"
+        try:
+            deadline = time.monotonic() + 120
+            done = 0
+            while time.monotonic() < deadline and proc.poll() is None and done < 4:
+                time.sleep(0.05)
+                if db.is_file():
+                    try:
+                        with sqlite3.connect(db, timeout=1) as conn:
+                            done = conn.execute("SELECT COUNT(*) FROM jobs WHERE status = 'done'").fetchone()[0]
+                    except sqlite3.OperationalError:
+                        pass
+            assert proc.poll() is None, proc.communicate()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        paid_at_kill = server.submissions["meshy"]
+        assert done < paid_at_kill < n  # jobs were submitted and still in flight when the batch died
+
+        rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr
+        assert server.submissions["meshy"] == n  # every job paid for exactly once over both runs
+    store = BatchStore(out, create=False)
+    assert store.counts()["done"] == n and set(store.verdicts()) == {"pass"}
+    store.close()
+    assert_outputs_valid(out)
