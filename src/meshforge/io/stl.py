@@ -32,8 +32,8 @@ def declared_facets(data: bytes) -> int | None:
 def is_binary(data: bytes) -> bool:
     """True when the facet count at byte 80 matches the file size (allowing < 50 trailing bytes)."""
     n = declared_facets(data)
-    if n is None:
-        return False
+    if n is None:  # shorter than a binary header: ASCII if it says so, else a truncated binary file
+        return data.lstrip()[:5].lower() != b"solid"
     expected = HEADER + RECORD * n
     if 0 <= len(data) - expected < RECORD:
         return n > 0 or len(data) == HEADER or not _looks_ascii(data)
