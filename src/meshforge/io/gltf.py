@@ -844,22 +844,34 @@ def _walk_nodes(doc: GltfDocument, limits: ReadLimits) -> list[tuple[int, int | 
                 doc.add("NODE_PARENT_OVERRIDE", ERROR, f"/nodes/{i}/children", f"node {c} already has parent {parents[c]}")
             else:
                 parents[c] = i
-    # cycles: follow parent links
-    state = np.zeros(len(nodes), dtype=np.int8)  # 0 unknown, 1 on path, 2 done (acyclic)
+    # cycles: iterative depth-first search over every child edge (white/grey/black colouring)
     looped: set[int] = set()
+    colour = np.zeros(len(nodes), dtype=np.int8)
+    kids = [[c for c in (node.get("children") or []) if isinstance(c, int) and 0 <= c < len(nodes)]
+            if isinstance(node.get("children"), list) else [] for node in nodes]
     for start in range(len(nodes)):
-        path = []
-        n: int | None = start
-        while n is not None and state[n] == 0:
-            state[n] = 1
-            path.append(n)
-            n = parents.get(n)
-        if n is not None and state[n] == 1:
-            cycle = path[path.index(n):]
-            looped.update(cycle)
-            doc.add("NODE_LOOP", ERROR, f"/nodes/{n}", f"node hierarchy has a cycle through nodes {cycle[:10]}", count=len(cycle), samples=cycle)
-        for p in path:
-            state[p] = 2
+        if colour[start]:
+            continue
+        colour[start] = 1
+        stack = [(start, iter(kids[start]))]
+        path = [start]
+        while stack:
+            n, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                colour[n] = 2
+                stack.pop()
+                path.pop()
+            elif colour[nxt] == 1:
+                cycle = path[path.index(nxt):]
+                if not looped.issuperset(cycle):
+                    doc.add("NODE_LOOP", ERROR, f"/nodes/{nxt}", f"node hierarchy has a cycle through nodes {cycle[:10]}",
+                            count=len(cycle), samples=cycle)
+                looped.update(cycle)
+            elif colour[nxt] == 0:
+                colour[nxt] = 1
+                stack.append((nxt, iter(kids[nxt])))
+                path.append(nxt)
     scenes = doc.items("scenes")
     scene_index = doc.json.get("scene", 0 if scenes else None)
     roots: list[int] = []
@@ -952,7 +964,10 @@ def _images(doc: GltfDocument, source: SourceFile, limits: ReadLimits, resources
         name = f"{source.name}{pointer}"
         try:
             info = image_info(ref.data, name)
-        except InputError:
+        except InputError as exc:
+            if exc.code == "input.image_too_large":
+                doc.add("image_too_large", ERROR, pointer, exc.reason, threshold=limits.max_image_pixels)
+                continue
             looks = ref.data[:8] == b"\x89PNG\r\n\x1a\n" or ref.data[:3] == b"\xff\xd8\xff"
             doc.add("IMAGE_UNEXPECTED_EOS" if looks else "IMAGE_UNRECOGNIZED_FORMAT", ERROR, pointer,
                     "image data is truncated" if looks else "image data is not a recognised image format")
