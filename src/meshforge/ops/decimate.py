@@ -115,7 +115,10 @@ def _meshopt(
     lib = _meshopt_lib()
     # meshoptimizer's error is relative to the mesh extent; centre for float32 precision
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
-    pos = np.ascontiguousarray(vertices - (lo + hi) / 2, dtype=np.float32)
+    # Snap to a 2^-20-of-extent grid: seam copies that differ in the last bits (cos(2*pi) != cos(0))
+    # become bit-equal, so meshoptimizer recognises them as one seam instead of two free borders.
+    quantum = float(np.max(hi - lo)) * 2.0**-20 or 1.0
+    pos = np.ascontiguousarray(np.round((vertices - (lo + hi) / 2) / quantum) * quantum + 0.0, dtype=np.float32)  # -0.0 -> 0.0
     indices = np.ascontiguousarray(faces.reshape(-1), dtype=np.uint32)
     dest = np.empty(len(indices), dtype=np.uint32)
     n_idx, n_vert, target_idx = len(indices), len(pos), target * 3
