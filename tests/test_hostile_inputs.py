@@ -193,6 +193,16 @@ def _lie_about_size(data: bytes, name: str, size: int) -> bytes:
     return bytes(buf)
 
 
+def _future_zip_version(data: bytes) -> bytes:
+    """Set 'version needed to extract' to 13.7 in every central header (zipfile: NotImplementedError)."""
+    buf = bytearray(data)
+    start = 0
+    while (i := buf.find(b"PK\x01\x02", start)) >= 0:
+        buf[i + 6:i + 8] = (137).to_bytes(2, "little")
+        start = i + 4
+    return bytes(buf)
+
+
 # --- resource caps --------------------------------------------------------------------------------
 
 def test_ten_million_triangle_claim_in_1kb_is_refused_fast_and_small() -> None:
@@ -237,6 +247,7 @@ def test_off_allocation_bomb_is_refused_from_the_header(corpus: Path) -> None:
     ("idx.off", b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", "input.bad_index"),
     ("comma.3mf", _zip({"3D/3dmodel.model": BOX.replace('x="1"', 'x="1,5"')}), "input.corrupt"),
     ("notzip.3mf", b"PK\x03\x04" + b"\x00" * 100, "input.corrupt"),
+    ("version.3mf", _future_zip_version(_zip({"3D/3dmodel.model": BOX})), "input.corrupt"),  # found by bench/fuzz.py
 ])
 def test_broken_bytes_give_precise_input_errors(name: str, data: bytes, code: str) -> None:
     with pytest.raises(InputError) as err:

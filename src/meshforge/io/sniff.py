@@ -69,7 +69,8 @@ def detect(head: bytes, filename: str | None = None) -> str | None:
     if _OFF_HEADER.match(text):
         return "off"
     if stripped.startswith(b"{"):
-        return "gltf" if (b'"asset"' in text or ext == "gltf") else ("json" if ext is None else ext)
+        gltf_keys = (b'"asset"', b'"accessors"', b'"bufferViews"', b'"meshes"', b'"scenes"', b'"buffers"')
+        return "gltf" if (ext == "gltf" or any(k in text for k in gltf_keys)) else ("json" if ext is None else ext)
     binary = b"\x00" in text
     if stripped[:5].lower() == b"solid" and not binary and (b"facet" in lowered or b"endsolid" in lowered):
         return "stl"  # ASCII STL, whatever the name says

@@ -55,8 +55,9 @@ def read_stl(source: SourceFile, limits: ReadLimits) -> Loaded:
         meshes, findings = _ascii(source, limits)
     scene = trimesh.Scene()
     for name, (vertices, faces) in meshes:
-        scene.add_geometry(trimesh.Trimesh(vertices=vertices, faces=faces, process=True, validate=False),
-                           geom_name=name or None)
+        with np.errstate(all="ignore"):  # non-finite coordinates are kept for the checks to report
+            mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=True, validate=False)
+        scene.add_geometry(mesh, geom_name=name or None)
     return Loaded(scene=scene, format="stl", units=Units(None, "+Z"), findings=tuple(findings))
 
 
@@ -91,7 +92,8 @@ def _binary(source: SourceFile, limits: ReadLimits) -> tuple[list, list[Finding]
     if count == 0:
         raise empty(source, "binary STL", "the header declares 0 facets")
     records = np.frombuffer(data, dtype=_RECORD_DTYPE, count=count, offset=HEADER)
-    vertices = records["vertices"].reshape(-1, 3).astype(np.float64)
+    with np.errstate(all="ignore"):
+        vertices = records["vertices"].reshape(-1, 3).astype(np.float64)
     faces = np.arange(len(vertices), dtype=np.int64).reshape(-1, 3)
     return [("", (vertices, faces))], findings
 

@@ -34,8 +34,9 @@ class SafeZip:
         try:
             archive = zipfile.ZipFile(io.BytesIO(source.data))
             infos = archive.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-            raise InputError(where(source), f"is not a readable ZIP package ({exc})", code="input.corrupt") from None
+        except Exception as exc:  # BadZipFile, NotImplementedError (unknown zip version), struct.error, ...
+            raise InputError(where(source), f"is not a readable ZIP package ({type(exc).__name__}: {exc})",
+                             code="input.corrupt") from None
         if len(infos) > MAX_ENTRIES:
             raise InputError(where(source), f"ZIP package has {len(infos):,} entries (limit {MAX_ENTRIES:,})",
                              code="input.too_large")
