@@ -57,6 +57,12 @@ def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
     return loops
 
 
+def _faces_with_all_open_edges(faces: np.ndarray) -> np.ndarray:
+    key = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    return (counts[inverse.ravel()] == 1).reshape(-1, 3).all(axis=1)
+
+
 def _planarity(points: np.ndarray) -> float:
     """Largest distance of ``points`` from their best-fit plane."""
     centred = points - points.mean(axis=0)
@@ -78,7 +84,11 @@ def fill_holes(mesh: Any, *, max_hole_edges: int = 64, max_hole_fraction: float 
     new_vertices: list[np.ndarray] = []
     new_faces: list[np.ndarray] = []
     next_index = len(vertices)
+    existing = {tuple(sorted(f)) for f in faces[_faces_with_all_open_edges(faces)].tolist()}
     for loop in loops:
+        if len(loop) == 3 and tuple(sorted(loop.tolist())) in existing:  # a lone triangle, not a hole
+            stats["holes_left"] += 1
+            continue
         pts = vertices[loop]
         perimeter = float(np.linalg.norm(pts - np.roll(pts, -1, axis=0), axis=1).sum())
         planar = _planarity(pts) <= planar_tolerance * perimeter
