@@ -74,7 +74,8 @@ def prepare(scene: trimesh.Scene | trimesh.Trimesh, up: str = "+Z") -> Model:
     """Gather geometry and colour sources once; the result renders any number of views."""
     import trimesh
 
-    geoms = [scene] if isinstance(scene, trimesh.Trimesh) else scene.dump(concatenate=False)
+    with np.errstate(all="ignore"):  # non-finite vertices are news for the validators, not for pictures
+        geoms = [scene] if isinstance(scene, trimesh.Trimesh) else scene.dump(concatenate=False)
     rot = to_z_up(up)
     parts: list[Part] = []
     for g in geoms:
@@ -95,7 +96,8 @@ def prepare(scene: trimesh.Scene | trimesh.Trimesh, up: str = "+Z") -> Model:
 
 
 def _part(g: trimesh.Trimesh, rot: np.ndarray) -> Part:
-    vertices = np.asarray(g.vertices, dtype=np.float64) @ rot.T
+    with np.errstate(all="ignore"):
+        vertices = np.asarray(g.vertices, dtype=np.float64) @ rot.T
     faces = np.asarray(g.faces, dtype=np.int64)
     with np.errstate(all="ignore"):
         try:
