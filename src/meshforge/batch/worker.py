@@ -59,7 +59,18 @@ def worker_name() -> str:
 
 
 def maxrss_kb() -> int:
-    """Peak resident memory of this process, in KiB (Linux reports KiB, macOS bytes)."""
+    """Peak resident memory of this process, in KiB.
+
+    Linux: VmHWM, which starts afresh at exec (ru_maxrss survives exec, so a spawned worker would
+    report its parent's peak). Elsewhere ru_maxrss (KiB on Linux/BSD, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak // 1024 if sys.platform == "darwin" else peak)
 
