@@ -35,6 +35,7 @@ class Topology:
     boundary_loops: int  # connected chains of boundary edges (holes)
     nonmanifold_edges: np.ndarray  # (k, 2) welded vertex pairs used by >= 3 faces
     nonmanifold_faces: np.ndarray
+    nonmanifold_counts: np.ndarray  # (k,) faces on each non-manifold edge
     nonmanifold_vertices: np.ndarray  # welded vertex ids (bow-ties), see module doc
     winding_conflicts: int  # manifold edges traversed twice in the same direction
     winding_faces: np.ndarray
@@ -221,6 +222,7 @@ def topology(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 0.0) ->
         boundary_loops=int(boundary_loops),
         nonmanifold_edges=nonmanifold_edges,
         nonmanifold_faces=faces_of(count_of_half > 2),
+        nonmanifold_counts=counts[nonmanifold],
         nonmanifold_vertices=nm_vertices,
         winding_conflicts=winding_conflicts,
         winding_faces=faces_of(bad_half),

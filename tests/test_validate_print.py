@@ -1,0 +1,379 @@
+"""Print checks on small meshes with one known defect each, and on real corpus files.
+
+Every constructed defect asserts the exact finding codes and counts; clean meshes must produce no
+error finding from any print check.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import trimesh
+
+from meshforge import Engine, testing
+from meshforge.builtin.validate import core, printing
+from meshforge.ops.intersections import intersecting_pairs
+from meshforge.ops.topology import topology
+from meshforge.profiles import load_raw
+from meshforge.types import Units
+
+from conftest import manifest
+
+STEPS = {s.name: s for s in printing.meshforge_validate_steps() + core.meshforge_validate_steps()}
+PRINT_STEPS = [n for n in STEPS if n.startswith("print.")]
+
+
+def run(name: str, mesh, **params):
+    return testing.run_check(STEPS[name], mesh, **params)
+
+
+def only(findings, code):
+    hits = [f for f in findings if f.code == code]
+    assert len(hits) == 1, [f.to_dict() for f in findings]
+    return hits[0]
+
+
+def weld_concat(*meshes) -> trimesh.Trimesh:
+    m = trimesh.util.concatenate(list(meshes))
+    return trimesh.Trimesh(m.vertices, m.faces, process=True)  # merge the shared corners
+
+
+def flipped_one_face() -> trimesh.Trimesh:
+    c = testing.cube()
+    f = c.faces.copy()
+    f[0] = f[0][::-1]
+    return trimesh.Trimesh(c.vertices.copy(), f, process=False)
+
+
+def t_shape() -> trimesh.Trimesh:
+    """A 10 x 10 x 20 column with a 30 x 30 x 5 cap: the cap's 900 mm^2 underside overhangs."""
+    column = testing.box((10, 10, 20)).apply_translation((0, 0, 10))
+    cap = testing.box((30, 30, 5)).apply_translation((0, 0, 22.5))
+    return trimesh.util.concatenate([column, cap])
+
+
+# --- clean meshes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mesh",
+    [testing.cube(20.0), testing.soup(testing.cube(20.0)), trimesh.creation.icosphere(subdivisions=3, radius=20),
+     trimesh.creation.annulus(r_min=10, r_max=20, height=10)],
+    ids=["cube", "cube-as-soup", "sphere", "tube"],
+)
+def test_clean_meshes_have_no_error_findings(mesh):
+    for name in [*PRINT_STEPS, "geometry.hygiene"]:
+        errors = [f.to_dict() for f in run(name, mesh) if f.is_error]
+        assert errors == [], name
+
+
+def test_a_triangle_soup_is_not_open():
+    assert run("print.closed", testing.soup(testing.cube())) == []
+    assert run("print.manifold", testing.soup(testing.cube())) == []
+
+
+# --- closed / manifold / orientation --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("holes", "edges", "loops"), [(1, 4, 1), (2, 8, 2)])
+def test_holes_are_counted(holes, edges, loops):
+    f = only(run("print.closed", testing.soup(testing.open_box(holes=holes))), "print.not_watertight")
+    assert (f.severity, f.count, f.measured) == ("error", edges, loops)
+    assert 0 < len(f.samples) <= 10
+
+
+def test_cracks_below_the_weld_tolerance_close_and_exact_weld_keeps_them():
+    c = testing.soup(testing.cube())
+    v = c.vertices.copy()
+    v[0] += 1e-9  # one corner copy off by a float crack
+    cracked = trimesh.Trimesh(v, c.faces, process=False)
+    assert run("print.closed", cracked) == []
+    f = only(run("print.closed", cracked, weld_tolerance=0.0), "print.not_watertight")
+    assert (f.count, f.measured) == (4, 1)  # the moved corner's two edges and their two former partners
+
+
+def test_flipped_face_is_inconsistent_winding():
+    findings = run("print.orientation", flipped_one_face())
+    f = only(findings, "print.inconsistent_winding")
+    assert (f.severity, f.count) == ("error", 3)
+    assert 0 in f.samples
+    assert [x.code for x in findings] == ["print.inconsistent_winding"]
+
+
+def test_inverted_mesh_is_an_error_with_negative_volume():
+    f = only(run("print.orientation", testing.inverted(testing.cube(20.0))), "print.inverted")
+    assert f.severity == "error"
+    assert f.measured == pytest.approx(-8000.0)
+
+
+def test_inverted_volume_is_reported_in_mm3():
+    f = only(run("print.orientation", testing.inverted(testing.cube(0.02)), units=Units("m", "+Z")), "print.inverted")
+    assert f.measured == pytest.approx(-8000.0)
+
+
+def test_a_void_is_not_inverted():
+    outer = testing.cube(20.0)
+    void = testing.inverted(testing.cube(10.0))
+    assert run("print.orientation", trimesh.util.concatenate([outer, void])) == []
+
+
+def test_edge_shared_by_four_faces_is_non_manifold():
+    a = testing.cube(10.0)
+    b = testing.cube(10.0).apply_translation((10, 10, 0))
+    findings = run("print.manifold", weld_concat(a, b))
+    f = only(findings, "print.non_manifold_edges")
+    assert (f.severity, f.count) == ("error", 1)
+    assert [x.code for x in findings] == ["print.non_manifold_edges"]
+
+
+def test_cubes_touching_at_a_corner_make_a_non_manifold_vertex():
+    a = testing.cube(10.0)
+    b = testing.cube(10.0).apply_translation((10, 10, 10))
+    findings = run("print.manifold", weld_concat(a, b))
+    f = only(findings, "print.non_manifold_vertices")
+    assert (f.severity, f.count) == ("error", 1)
+    assert [x.code for x in findings] == ["print.non_manifold_vertices"]
+
+
+# --- shells and intersections ---------------------------------------------------------------
+
+
+def test_overlapping_shells_intersect():
+    a = testing.cube(10.0)
+    b = testing.cube(10.0).apply_translation((5, 5, 5))
+    mesh = trimesh.util.concatenate([a, b])
+    shells = only(run("print.shells", mesh), "print.multiple_shells")
+    assert (shells.severity, shells.count) == ("info", 2)
+    f = only(run("print.self_intersections", mesh), "print.self_intersections")
+    assert f.severity == "warning"
+    pairs = intersecting_pairs(mesh.triangles)
+    assert f.measured == len(pairs) > 0
+    assert f.count == len(np.unique(pairs))
+    # every reported pair really crosses: one triangle from each cube
+    assert ((pairs[:, 0] < 12) & (pairs[:, 1] >= 12)).all()
+    assert run("print.self_intersections", mesh, severity="error")[0].severity == "error"
+
+
+def test_touching_shells_do_not_intersect():
+    a = testing.cube(10.0)
+    b = testing.cube(10.0).apply_translation((10, 0, 0))
+    assert run("print.self_intersections", trimesh.util.concatenate([a, b])) == []
+
+
+def test_debris_shell_is_a_warning():
+    mesh = trimesh.util.concatenate([testing.cube(20.0), testing.cube(0.5).apply_translation((40, 0, 0))])
+    findings = run("print.shells", mesh)
+    f = only(findings, "print.debris_shells")
+    assert (f.severity, f.count) == ("warning", 1)
+    assert f.samples == (12,)  # first face of the second shell
+    assert only(findings, "print.multiple_shells").count == 2
+
+
+def test_self_intersection_counts_match_the_corpus_manifest(corpus):
+    expected = {"rear_case.stl": 15, "self_intersectA.obj": 282, "suzanne.obj": 94, "teapot.stl": 46}
+    rows = {r["path"].rsplit("/", 1)[-1]: r for r in manifest()}
+    for name, pairs in expected.items():
+        assert f"{pairs} intersecting triangle pairs" in rows[name]["known_defects"]
+        mesh = trimesh.load(corpus / rows[name]["path"], process=False, force="mesh")
+        assert len(intersecting_pairs(mesh.triangles)) == pairs, name
+
+
+# --- size, units, budget --------------------------------------------------------------------
+
+
+def test_400_mm_part_exceeds_the_build_volume():
+    f = only(run("print.build_volume", testing.box((400, 20, 20))), "print.exceeds_build_volume")
+    assert f.severity == "error"
+    assert f.measured == pytest.approx([400, 20, 20])
+    assert f.threshold == [220, 210, 220]
+
+
+def test_part_that_fits_only_rotated_is_a_warning():
+    f = only(run("print.build_volume", testing.box((20, 215, 20))), "print.exceeds_build_volume")
+    assert f.severity == "warning"
+    assert "rotat" in f.message or "turning" in f.message
+    assert run("print.build_volume", testing.box((20, 215, 20)), volume_mm=(220.0, 220.0, 220.0)) == []
+
+
+def test_build_volume_reads_metres_as_millimetres():
+    f = only(run("print.build_volume", testing.box((0.4, 0.02, 0.02)), units=Units("m", "+Z")), "print.exceeds_build_volume")
+    assert f.measured == pytest.approx([400, 20, 20])
+
+
+def test_model_in_metres_is_suspect_units_naming_metres():
+    figurine = testing.box((0.02, 0.015, 0.04))  # a 40 mm figurine exported in metres, read as mm
+    f = only(run("print.units", figurine), "print.suspect_units")
+    assert f.severity == "error"
+    assert f.measured == pytest.approx(0.04)
+    assert re.search(r"\bin m\b", f.message)
+    assert run("print.units", figurine, units=Units("m", "+Z")) == []
+
+
+def test_huge_model_is_suspect_units():
+    f = only(run("print.units", testing.box((4000, 100, 100))), "print.suspect_units")
+    assert f.measured == pytest.approx(4000)
+    assert "large" in f.message
+
+
+def test_triangle_budget():
+    sphere = trimesh.creation.icosphere(subdivisions=3)  # 1280 faces
+    f = only(run("print.triangle_budget", sphere, max_triangles=1000), "print.too_many_triangles")
+    assert (f.severity, f.measured, f.count) == ("error", 1280, 280)
+    assert run("print.triangle_budget", sphere) == []
+
+
+# --- thickness and overhangs ----------------------------------------------------------------
+
+
+def test_04_mm_plate_has_thin_walls():
+    f = only(run("print.wall_thickness", testing.box((40, 40, 0.4))), "print.thin_walls")
+    assert (f.severity, f.threshold, f.count) == ("error", 0.8, 4)  # top and bottom, two triangles each
+    assert f.measured == pytest.approx(2 * 1600 / (2 * 1600 + 4 * 16), rel=1e-6)  # area fraction
+    assert set(f.samples) == {int(i) for i in np.flatnonzero(np.abs(testing.box((40, 40, 0.4)).face_normals[:, 2]) > 0.5)}
+
+
+def test_wall_between_min_and_warn_is_a_warning():
+    f = only(run("print.wall_thickness", testing.box((40, 40, 0.9))), "print.thin_walls")
+    assert (f.severity, f.threshold) == ("warning", 1.0)
+    resin = run("print.wall_thickness", testing.box((40, 40, 0.5)), min_mm=0.4, warn_mm=0.6)
+    assert only(resin, "print.thin_walls").severity == "warning"
+
+
+def test_thickness_samples_large_meshes_and_says_so():
+    plate = trimesh.creation.box(extents=(40, 40, 0.4)).subdivide().subdivide()
+    f = only(run("print.wall_thickness", plate, max_rays=50), "print.thin_walls")
+    assert "sampled" in f.message
+    assert 0.8 < f.measured <= 1.0
+
+
+@pytest.mark.parametrize("backend", ["open3d", "trimesh"])
+def test_thickness_backends_agree(backend):
+    pytest.importorskip(backend)
+    f = only(run("print.wall_thickness", testing.box((40, 40, 0.6)), backend=backend), "print.thin_walls")
+    assert f.count == 4
+
+
+def test_overhanging_cap():
+    findings = run("print.overhangs", t_shape())
+    f = only(findings, "print.overhangs")
+    assert f.severity == "warning"
+    assert f.measured[0] == pytest.approx(900.0)  # the cap's underside, mm^2
+    assert f.count == 2
+    assert run("print.overhangs", t_shape(), severity="info")[0].severity == "info"
+    # the column's foot rests on the bed: 100 mm^2 of contact is enough, 200 is not
+    assert not [x for x in findings if x.code == "print.small_bed_contact"]
+    small = only(run("print.overhangs", t_shape(), min_bed_contact_mm2=200.0), "print.small_bed_contact")
+    assert small.measured == pytest.approx(100.0)
+
+
+def test_faces_on_the_bed_are_not_overhangs():
+    assert [f.code for f in run("print.overhangs", testing.cube())] == []
+
+
+def test_resin_angle_is_more_permissive():
+    cone = trimesh.creation.cone(radius=20, height=10)
+    flipped = cone.copy()
+    flipped.apply_transform(trimesh.transformations.rotation_matrix(np.pi, (1, 0, 0)))  # apex down, base up
+    fdm = only(run("print.overhangs", flipped, max_angle_deg=45.0), "print.overhangs")
+    assert fdm.count > 0
+    # the sides are 26.6 deg from level: past FDM's 45 deg from vertical, self-supporting in resin (>= 19 deg)
+    assert [f for f in run("print.overhangs", flipped, max_angle_deg=71.0) if f.code == "print.overhangs"] == []
+
+
+# --- bad input never crashes ----------------------------------------------------------------
+
+
+def test_nan_vertex_is_reported_and_no_print_check_crashes():
+    c = testing.cube()
+    v = c.vertices.copy()
+    v[3] = np.nan
+    mesh = trimesh.Trimesh(v, c.faces.copy(), process=False)
+    f = only(run("geometry.hygiene", mesh), "geometry.non_finite")
+    assert (f.severity, f.count, f.samples) == ("error", 1, (3,))
+    for name in PRINT_STEPS:
+        run(name, mesh)  # must not raise
+
+
+def test_empty_mesh_reports_empty_and_no_print_check_crashes():
+    empty = trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64), process=False)
+    assert [f.code for f in run("geometry.hygiene", empty)] == ["geometry.empty"]
+    for name in PRINT_STEPS:
+        assert [f for f in run(name, empty) if f.is_error] == [], name
+
+
+# --- the engine on real files ---------------------------------------------------------------
+
+
+def validate_only(profile: str = "fdm-print-stl") -> Engine:
+    """The profile's own validate chain and parameters, without its repair and export steps."""
+    raw, _, _ = load_raw(profile)
+    chain = raw["chain"]["validate"]
+    data = {k: v for k, v in raw.items() if k not in ("chain", "steps", "extends")}
+    data["chain"] = {"generate": ["import"], "validate": chain, "repair": [], "export": []}
+    data["steps"] = {k: v for k, v in raw["steps"].items() if k in chain or k == "import"}
+    return Engine(data, entry_points=False)
+
+
+@pytest.fixture(scope="module")
+def fdm() -> Engine:
+    return validate_only("fdm-print-stl")
+
+
+def codes_counts(report):
+    return {f.code: f.count for f in report.findings if f.is_error}
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("stl/trimesh/teapot.stl", {"print.not_watertight": 64}),
+        ("stl/assimp/Spider_binary.stl", {"print.not_watertight": 72, "print.inconsistent_winding": 10}),
+        ("stl/assimp/sphereWithHole.stl", {"print.not_watertight": 9}),
+        ("stl/trimesh/shared.STL", {"print.non_manifold_edges": 1}),
+        ("stl/numpy-stl/triamid.stl", {"print.inconsistent_winding": 13}),
+        ("stl/trimesh/multibody.stl", {"print.inconsistent_winding": 12}),
+        ("stl/trimesh/soup.stl", {"print.not_watertight": 300}),
+        ("stl/assimp/3DSMaxExport.STL", {"print.non_manifold_edges": 16}),
+    ],
+)
+def test_topology_errors_on_corpus_match_the_manifest(fdm, corpus, path, expected):
+    report = fdm.validate(corpus / path)
+    got = codes_counts(report)
+    for code, count in expected.items():
+        assert got.get(code) == count, report.to_dict()["findings"]
+    assert report.status == "fail"
+
+
+def test_corpus_control_part_passes(fdm, corpus):
+    report = fdm.validate(corpus / "stl/trimesh/20mm-xyz-cube.stl")
+    assert report.status == "pass", [f.to_dict() for f in report.findings if f.is_error]
+
+
+def test_corpus_float_cracks_close_after_the_tiny_weld(fdm, corpus):
+    report = fdm.validate(corpus / "stl/trimesh/featuretype.STL")
+    assert "print.not_watertight" not in codes_counts(report)
+
+
+def test_corpus_inverted_and_unit_mistakes(fdm, corpus):
+    inverted = codes_counts(fdm.validate(corpus / "stl/vtk-data/gebco7510_49cl.stl"))
+    assert "print.inverted" in inverted
+    metres = fdm.validate(corpus / "stl/trimesh/ADIS16480.STL")
+    f = only(metres.findings, "print.suspect_units")
+    assert f.measured == pytest.approx(0.047, rel=1e-3)
+    assert re.search(r"\bin m\b", f.message)
+    large = codes_counts(fdm.validate(corpus / "stl/trimesh/large_block.STL"))
+    assert {"print.suspect_units", "print.exceeds_build_volume"} <= set(large)
+
+
+def test_corpus_non_finite_coordinates_are_an_error_not_a_crash(fdm, corpus):
+    report = fdm.validate(corpus / "glb/assimp/BoxWithInfinites.glb")
+    assert "geometry.non_finite" in codes_counts(report)
+    assert not [f for f in report.findings if f.code.startswith("engine.")]
+
+
+def test_topology_exact_counts_on_corpus(corpus):
+    # the manifest's figures come from an exact weld: compare the ops layer directly
+    mesh = trimesh.load(corpus / "stl/trimesh/featuretype.STL", process=False, force="mesh")
+    assert len(topology(mesh.vertices, mesh.faces).boundary_edges) == 576
