@@ -115,6 +115,7 @@ def normalize_image(data: bytes, *, name: str, params: ImageParams, max_pixels: 
         canvas = Image.new(mode, (side, side), colour)
         canvas.paste(img, ((side - img.size[0]) // 2, (side - img.size[1]) // 2))
         img = canvas
+    img = Image.frombytes(img.mode, img.size, img.tobytes())  # a fresh image: no info, exif, icc or text chunks
     info = {"source": name, "original_size": list(original), "size": list(img.size), "mode": img.mode,
             "exif_orientation": int(orientation), "resized": resized, "padded": padded, "sharpness": round(score, 2)}
     return img, info
