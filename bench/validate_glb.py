@@ -1,0 +1,95 @@
+"""Benchmark: ecommerce-glb validation of a ~1.3M-triangle GLB vs the Khronos glTF-Validator (node).
+
+    python bench/validate_glb.py [--runs 3] [--subdivisions 8]
+
+Alternates runs (meshforge, khronos, meshforge, ...), each in its own process, and prints wall times,
+the ratio meshforge / khronos (target <= 2.0) and each side's peak memory (VmHWM / ru_maxrss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MESHFORGE = r"""
+import json, sys, time, warnings
+warnings.simplefilter("ignore")
+t = time.perf_counter()
+from meshforge import Engine
+profile = "ecommerce-glb" if sys.argv[2] == "full" else {"schema": 1, "name": "gltf-only", "chain": {"generate": ["import"],
+    "validate": ["gltf.structure", "commerce.materials", "commerce.budgets", "commerce.scale"]}}
+report = Engine(profile, entry_points=False).validate(sys.argv[1])
+elapsed = time.perf_counter() - t
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(json.dumps({"seconds": elapsed, "peak_kb": hwm, "status": str(report.status),
+                  "codes": sorted({f.code for f in report.findings})}))
+"""
+
+
+def make_glb(path: Path, subdivisions: int) -> int:
+    import trimesh
+
+    mesh = trimesh.creation.icosphere(subdivisions=subdivisions, radius=0.5)
+    mesh.apply_translation([0, 0.5, 0])
+    path.write_bytes(trimesh.Scene(mesh).export(file_type="glb"))
+    return len(mesh.faces)
+
+
+def run_meshforge(path: Path, mode: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", MESHFORGE, str(path), mode], capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+KHRONOS = r"""
+import json, resource, subprocess, sys, time
+t = time.perf_counter()
+out = subprocess.run(["node", sys.argv[1], sys.argv[2]], capture_output=True, text=True)
+elapsed = time.perf_counter() - t
+print(json.dumps({"seconds": elapsed, "peak_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+                  "errors": json.loads(out.stdout)["issues"]["numErrors"]}))
+"""
+
+
+def run_khronos(path: Path) -> dict:
+    # a wrapper process of its own, so the node child's ru_maxrss is not mixed with meshforge's
+    out = subprocess.run([sys.executable, "-c", KHRONOS, str(ROOT / "scripts" / "gltf-validate.mjs"), str(path)],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--subdivisions", type=int, default=8)  # 20 * 4**8 = 1,310,720 triangles
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sphere.glb"
+        tris = make_glb(path, args.subdivisions)
+        print(f"input: {tris} triangles, {path.stat().st_size / 1e6:.1f} MB")
+        ours: dict[str, list] = {"gltf": [], "full": []}
+        theirs = []
+        for i in range(args.runs):
+            for mode in ours:
+                ours[mode].append(run_meshforge(path, mode))
+            theirs.append(run_khronos(path))
+            print(f"run {i + 1}: meshforge gltf+commerce {ours['gltf'][-1]['seconds']:.2f} s, full ecommerce-glb "
+                  f"{ours['full'][-1]['seconds']:.2f} s, khronos {theirs[-1]['seconds']:.2f} s")
+        k = statistics.median(r["seconds"] for r in theirs)
+        print(f"khronos   median {k:.2f} s (errors {theirs[-1]['errors']}), peak {max(r['peak_kb'] for r in theirs) / 1024:.0f} MB")
+        for mode, runs in ours.items():
+            m = statistics.median(r["seconds"] for r in runs)
+            print(f"meshforge[{mode}] median {m:.2f} s (codes {runs[-1]['codes']}), peak {max(r['peak_kb'] for r in runs) / 1024:.0f} MB, "
+                  f"ratio meshforge/khronos = {m / k:.2f} (target <= 2.0)")
+
+
+if __name__ == "__main__":
+    main()
