@@ -221,11 +221,15 @@ def test_uses_falls_back_to_the_next_available_candidate(engine_factory):
                                  codes=("needy.x",), check=lambda v, p, c: [])]
 
     prof = profile(validate=["height"])
-    prof["steps"] = {"height": {"uses": ["needy.check", "toy.height"], "max_height": 10.0}}
+    prof["steps"] = {"height": {"uses": ["absent.plugin_step", "needy.check", "toy.height"], "max_height": 10.0}}
     eng = Engine(prof, plugins=[ToyPlugin(), Needy()], entry_points=False)
     (step,) = eng.profile.stage(meshforge.Stage.VALIDATE)
     assert step.spec.name == "toy.height"
-    assert "no_such_module_xyz cannot be imported" in step.fallback_from[0]
+    assert step.fallback_from[0] == "absent.plugin_step: no installed plugin offers it"
+    assert "no_such_module_xyz cannot be imported" in step.fallback_from[1]
+    prof["steps"] = {"height": {"uses": ["absent.one", "absent.two"]}}
+    with pytest.raises(ProfileError, match="is offered by an installed plugin"):
+        Engine(prof, plugins=[ToyPlugin()], entry_points=False)
     record = next(r for r in eng.plugins if r.name == "needy")
     listed = record.to_dict()
     assert listed["steps"]["validate"][0]["available"] is False

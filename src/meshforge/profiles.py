@@ -306,15 +306,25 @@ def _resolve_step(profile: str, stage: Stage, step_id: str, table: dict[str, Any
     refs = [uses] if isinstance(uses, str) else list(uses) if isinstance(uses, list) else None
     if not refs or not all(isinstance(r, str) for r in refs):
         raise ProfileError(f"{where}.uses", "expected a step name or a list of step names (first available wins)")
-    # Every candidate must exist, and every parameter must be known to at least one candidate,
-    # so a typo fails on every machine, not only on the one that falls back.
-    entries: list[StepEntry] = [registry.lookup(stage, ref, f"{where}.uses") for ref in refs]
+    # A single name must exist. In a list of candidates, a name no loaded plugin offers counts as
+    # "not installed" (an optional plugin such as the GPL one may be absent), but at least one
+    # candidate must exist; and every parameter must be known to a candidate that exists.
+    entries: list[StepEntry] = []
+    skipped: list[str] = []
+    for ref in refs:
+        try:
+            entries.append(registry.lookup(stage, ref, f"{where}.uses"))
+        except ProfileError:
+            if len(refs) == 1:
+                raise
+            skipped.append(f"{ref}: no installed plugin offers it")
+    if not entries:
+        raise ProfileError(f"{where}.uses", f"none of {refs} is offered by an installed plugin", registry.names(stage))
     known = {f for e in entries for f in params_mod.param_fields(e.spec.params)}
     for key in table:
         if key not in known:
             valid = sorted(known) + list(RESERVED_STEP_KEYS)
             raise ProfileError(where, f"unknown parameter {key!r}", closest_first(key, valid))
-    skipped: list[str] = []
     for entry in entries:
         reason = entry.unavailable_reason
         if reason is None:
