@@ -218,3 +218,24 @@ def test_steps_are_registered_builtins():
     names = load_plugins(entry_points=False).names(Stage.REPAIR)
     assert {"commerce.to_metres", "commerce.normals", "commerce.textures", "commerce.dedupe", "commerce.place_origin",
             "commerce.decimate", "mesh.decimate"} <= set(names)
+
+
+def test_root_transform_is_pushed_down_world_unchanged(corpus):
+    # assimp wrote this box under a root node rotated -90 deg about X (a Z-up conversion as a transform)
+    scene = trimesh.load_scene(corpus / "glb/assimp/BoxBadNormals.glb")
+    base = scene.graph.base_frame
+    roots = [d for a, b, d in scene.graph.to_edgelist() if a == base]
+    if all(np.allclose(d.get("matrix", np.eye(4)), np.eye(4)) for d in roots):
+        pytest.skip("this reader put no transform at the root")
+    before = trimesh.Trimesh(*scene_ops_world(scene))
+    result = testing.run_repair(PLACE, scene, units=GLTF)
+    after_roots = [d for a, b, d in result.scene.graph.to_edgelist() if a == result.scene.graph.base_frame]
+    assert all(np.allclose(d.get("matrix", np.eye(4)), np.eye(4)) for d in after_roots)
+    assert result.details["roots_cleaned"] >= 1
+    after = trimesh.Trimesh(*scene_ops_world(result.scene))
+    assert np.allclose(after.extents, before.extents)
+
+
+def scene_ops_world(scene):
+    mesh = scene.to_mesh() if hasattr(scene, "to_mesh") else scene.dump(concatenate=True)
+    return mesh.vertices, mesh.faces

@@ -142,3 +142,54 @@ def to_metres_y_up(scene: Any, metres_per_unit: float, up: str) -> tuple[Any, bo
     if np.allclose(matrix, np.eye(4)):
         return scene, False
     return transform_scene(scene, matrix), True
+
+
+def clean_roots(scene: Any) -> tuple[Any, int]:
+    """Push root node transforms one level down so every root is T=0, R=identity, S=1 (world unchanged).
+
+    A root's matrix ``R`` is multiplied into its children's edges and baked into the geometry the
+    root itself draws (a copy; renamed when another node draws the same geometry).
+    """
+    import trimesh
+
+    base = scene.graph.base_frame
+    edges = [(a, b, dict(d)) for a, b, d in scene.graph.to_edgelist()]
+    dirty = {b: np.asarray(d["matrix"], dtype=np.float64) for a, b, d in edges
+             if a == base and "matrix" in d and not np.allclose(np.asarray(d["matrix"], dtype=np.float64), np.eye(4), atol=1e-12)}
+    if not dirty:
+        return scene, 0
+    users: dict[str, int] = {}
+    for _, _, d in edges:
+        if "geometry" in d:
+            users[d["geometry"]] = users.get(d["geometry"], 0) + 1
+    geometry = dict(scene.geometry)
+    # A root drawing geometry that other nodes draw too keeps its transform under one fresh clean
+    # root (instancing kept); every other dirty root is pushed down into its children and geometry.
+    wrap = {b for a, b, d in edges if a == base and b in dirty and users.get(d.get("geometry"), 0) > 1}
+    wrapper = "root"
+    while wrapper in scene.graph.nodes:
+        wrapper += "_"
+    new_edges = [(base, wrapper, {"matrix": np.eye(4)})] if wrap else []
+    for a, b, d in edges:
+        if a == base and b in wrap:
+            new_edges.append((wrapper, b, d))
+            continue
+        if a == base and b in dirty:
+            d["matrix"] = np.eye(4)
+            name = d.get("geometry")
+            if name is not None and name in geometry:
+                baked = geometry[name].copy(include_cache=True) if hasattr(geometry[name], "faces") else geometry[name].copy()
+                baked.apply_transform(dirty[b])
+                geometry[name] = baked
+        elif a in dirty and a not in wrap:
+            d["matrix"] = dirty[a] @ np.asarray(d.get("matrix", np.eye(4)), dtype=np.float64)
+        new_edges.append((a, b, d))
+    edges = new_edges
+    graph = trimesh.scene.transforms.SceneGraph(base_frame=base)
+    graph.from_edgelist(edges, strict=False)
+    out = trimesh.Scene(base_frame=base)
+    out.metadata.update(scene.metadata)
+    for name, geom in geometry.items():
+        out.geometry[name] = geom
+    out.graph = graph
+    return out, len(dirty)

@@ -235,27 +235,35 @@ class PlaceOriginParams:
 
 
 def place_origin(view: AssetView, params: PlaceOriginParams, ctx: StepContext) -> RepairResult:
-    bounds = scene_ops.world_bounds(view.scene)
+    scene, cleaned = scene_ops.clean_roots(view.scene)
+    bounds = scene_ops.world_bounds(scene)
     if bounds is None:
         return RepairResult.unchanged("no finite geometry to place")
     centre = (bounds[0] + bounds[1]) / 2.0
     up = 2 if view.units.up.upper() in ("+Z", "Z") else 1
     offset = -centre
     offset[up] = -bounds[0][up]
-    if np.all(np.abs(offset) <= params.tolerance_m):
-        return RepairResult.unchanged("base already at 0, centred")
-    matrix = np.eye(4)
-    matrix[:3, 3] = offset
-    scene = scene_ops.transform_scene(view.scene, matrix)
-    return RepairResult(scene=scene, note=f"moved by {np.round(offset, 6).tolist()}: base at 0, centred on the origin",
-                        details={"offset": [float(v) for v in offset]})
+    moved = not np.all(np.abs(offset) <= params.tolerance_m)
+    if not moved and not cleaned:
+        return RepairResult.unchanged("base already at 0, centred, clean root")
+    if moved:
+        matrix = np.eye(4)
+        matrix[:3, 3] = offset
+        scene = scene_ops.transform_scene(scene, matrix)
+    notes = []
+    if cleaned:
+        notes.append(f"{cleaned} root transform(s) pushed down (root now T=0, R=I, S=1)")
+    if moved:
+        notes.append(f"moved by {np.round(offset, 6).tolist()}: base at 0, centred on the origin")
+    return RepairResult(scene=scene, note="; ".join(notes),
+                        details={"offset": [float(v) for v in offset] if moved else [0.0, 0.0, 0.0], "roots_cleaned": cleaned})
 
 
 @hookimpl
 def meshforge_repair_steps() -> list[RepairStep]:
     return [
         RepairStep(name="commerce.to_metres", summary="scale to metres (stated, assumed or guessed unit) and rotate +Z up to +Y up",
-                   params=ToMetresParams, fixes=("commerce.implausible_size",), apply=to_metres),
+                   params=ToMetresParams, fixes=("commerce.implausible_size", "commerce.up_axis"), apply=to_metres),
         RepairStep(name="commerce.normals", summary="add unit vertex normals where missing or broken",
                    fixes=("gltf.missing_normals",), apply=add_normals),
         RepairStep(name="commerce.textures", summary="textures to power-of-two <= max_px; JPEG opaque colour, PNG alpha and data maps",
@@ -265,5 +273,5 @@ def meshforge_repair_steps() -> list[RepairStep]:
         RepairStep(name="commerce.dedupe", summary="merge identical materials and textures, drop unused geometry",
                    fixes=("commerce.too_many_materials",), apply=dedupe),
         RepairStep(name="commerce.place_origin", summary="base at the floor (min up = 0), centred on the origin",
-                   params=PlaceOriginParams, fixes=("commerce.origin_not_bottom_centre",), apply=place_origin),
+                   params=PlaceOriginParams, fixes=("commerce.origin_not_bottom_center", "commerce.root_transform"), apply=place_origin),
     ]
