@@ -16,7 +16,7 @@ from meshforge.io.readers import read
 from meshforge.types import ReadLimits, SourceFile, Units
 
 MINE = {"stl-binary", "stl-ascii", "obj", "ply-ascii", "ply-binary-le", "off", "off-binary", "3mf"}
-# MANIFEST counts '<triangle' substrings for this file, which also matches '<triangles>': it holds 48 triangles
+# 48 <triangle> elements plus one <UNKNOWN v1= v2= v3=> the MANIFEST counted; ignored with input.unknown_element
 COUNT_EXCEPTIONS = {"3mf/lib3mf/MustWarnOrFail.3mf": 48}
 
 
@@ -77,6 +77,11 @@ def test_3mf_units_are_kept_as_written(corpus: Path) -> None:
     metre = read(_source(corpus, "3mf/lib3mf/WithSomeResources.3mf"))
     assert inch.units == Units("in", "+Z") and metre.units == Units("m", "+Z")
     assert np.ptp(scene_to_mesh(inch.scene).vertices[:, 0]) == pytest.approx(5.0, abs=0.1)  # inches, not mm
+
+
+def test_3mf_unknown_mesh_element_is_ignored_with_a_warning(corpus: Path) -> None:
+    loaded = read(_source(corpus, "3mf/lib3mf/MustWarnOrFail.3mf"))
+    assert [(f.code, f.count) for f in loaded.findings] == [("input.unknown_element", 1)]
 
 
 def test_3mf_build_item_transforms_are_applied(corpus: Path) -> None:

@@ -37,51 +37,60 @@ def decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
+_FLINE = re.compile(r"^f[ \t]+([^\n]*)", re.MULTILINE)
+_KIND = re.compile(r"^([vf])[ \t]", re.MULTILINE)
+_AFTER_SLASH = re.compile(r"/\S*")
+_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
+
+
 def read_obj(source: SourceFile, limits: ReadLimits) -> Loaded:
     import trimesh
 
-    text = decode(source.data).replace("\\\r\n", " ").replace("\\\n", " ")
+    text = decode(source.data).replace("\r\n", "\n").replace("\r", "\n").replace("\\\n", " ")
     if "\x00" in text[:4096]:
         raise InputError(where(source), "OBJ file contains binary data (NUL bytes)", code="input.corrupt")
-    text = _MSVC_INF.sub(r"\1inf", _MSVC_NAN.sub("nan", text))
-    lines = [ln.strip() for ln in text.splitlines()]
-    kinds = np.array([ln[:2] for ln in lines], dtype="U2")
-    is_v = (kinds == "v ") | (kinds == "v\t")
-    is_f = (kinds == "f ") | (kinds == "f\t")
-    f_rows = np.flatnonzero(is_f)
-    n_v = int(is_v.sum())
-    if not len(f_rows):
+    if "1.#" in text:  # MSVC's printf of nan/inf: 1.#IND, -1.#INF, 1.#QNAN
+        text = _MSVC_INF.sub(r"\1inf", _MSVC_NAN.sub("nan", text))
+    if _INDENT.search(text):
+        text = _INDENT.sub("", text)
+    n_v = text.count("\nv ") + text.count("\nv\t") + int(text.startswith(("v ", "v\t")))
+    bodies = _FLINE.findall(text)
+    if not bodies:
         raise empty(source, "OBJ", f"{n_v:,} vertices and no faces" if n_v else "no vertices and no faces")
     check_counts(source, limits, vertices=n_v, fmt="OBJ")
-    vertices = _vertices(source, "\n".join(np.asarray(lines, dtype=object)[is_v]), n_v)
-    refs_per_line = [lines[i].split()[1:] for i in f_rows]
-    counts = np.fromiter((len(r) for r in refs_per_line), dtype=np.int64, count=len(f_rows))
+    counts = np.fromiter(map(len, map(str.split, bodies)), dtype=np.int64, count=len(bodies))
     check_counts(source, limits, triangles=int(np.clip(counts - 2, 0, None).sum()), fmt="OBJ")
-    flat = np.array([t for r in refs_per_line for t in r], dtype=np.str_)
-    try:
-        index = np.char.partition(flat, "/")[:, 0].astype(np.int64)
-    except (ValueError, OverflowError):
-        raise InputError(where(source), "an OBJ face ('f') has a vertex reference that is not a whole number",
-                         code="input.corrupt") from None
-    # relative (negative) indices count back from the vertices defined so far
-    v_before = np.cumsum(is_v)[f_rows]
-    line_of_ref = np.repeat(np.arange(len(f_rows)), counts)
-    absolute = np.where(index < 0, index + np.repeat(v_before, counts), index - 1)
-    bad = (index == 0) | (absolute < 0) | (absolute >= n_v)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise InputError(where(source), f"{int(bad.sum())} OBJ face reference(s) are invalid, e.g. vertex index "
-                         f"{int(index[first])} on line {int(f_rows[line_of_ref[first]]) + 1} (OBJ indices start at 1; "
-                         f"the file has {n_v} vertices)", code="input.bad_index")
     if (counts < 3).any():
         raise InputError(where(source), f"{int((counts < 3).sum())} OBJ face(s) have fewer than 3 corners",
                          code="input.corrupt")
-    if (counts > 3).any():
-        lines = _rewrite_polygons(lines, f_rows, counts, flat, absolute, vertices)
-    resolver = FolderResolver(source.folder, limits)
-    clean = "\n".join(lines)
+    joined = "\n".join(bodies)
+    found = (_AFTER_SLASH.sub("", joined) if "/" in joined else joined).split()
+    if len(found) != int(counts.sum()):
+        raise InputError(where(source), "an OBJ face ('f') has a vertex reference that is not a whole number",
+                         code="input.corrupt")
     try:
-        scene = trimesh.load_scene(io.BytesIO(clean.encode("utf-8")), file_type="obj", resolver=resolver,
+        index = np.array(found, dtype=np.str_).astype(np.int64)
+    except (ValueError, OverflowError):
+        raise InputError(where(source), "an OBJ face ('f') has a vertex reference that is not a whole number",
+                         code="input.corrupt") from None
+    if (index < 0).any():  # relative indices count back from the vertices defined so far
+        kinds = np.array(_KIND.findall(text), dtype="U1")
+        v_before = np.cumsum(kinds == "v")[kinds == "f"]
+        absolute = np.where(index < 0, index + np.repeat(v_before, counts), index - 1)
+    else:
+        absolute = index - 1
+    bad = (index == 0) | (absolute < 0) | (absolute >= n_v)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        face = int(np.searchsorted(np.cumsum(counts), first, side="right"))
+        raise InputError(where(source), f"{int(bad.sum())} OBJ face reference(s) are invalid, e.g. vertex index "
+                         f"{int(index[first])} in face {face + 1} (OBJ indices start at 1; the file has {n_v} vertices)",
+                         code="input.bad_index")
+    if (counts > 3).any():
+        text = _fix_concave(source, text, bodies, counts, absolute)
+    resolver = FolderResolver(source.folder, limits)
+    try:
+        scene = trimesh.load_scene(io.BytesIO(text.encode("utf-8")), file_type="obj", resolver=resolver,
                                    process=False)
     except MemoryError:
         raise
@@ -93,41 +102,55 @@ def read_obj(source: SourceFile, limits: ReadLimits) -> Loaded:
     return Loaded(scene=scene, format="obj", units=Units(None, "+Y"), findings=tuple(findings))
 
 
-def _vertices(source: SourceFile, text: str, n_v: int) -> np.ndarray:
+def _fix_concave(source: SourceFile, text: str, bodies: list[str], counts: np.ndarray, absolute: np.ndarray) -> str:
+    """trimesh fans polygons, which is right for convex ones; rewrite only the concave ones (rare)."""
+    vertices = _vertices(source, text)
+    if len(vertices) != int(absolute.max(initial=-1)) + 1 and int(absolute.max(initial=-1)) >= len(vertices):
+        raise InputError(where(source), "an OBJ vertex line has fewer than 3 coordinates", code="input.corrupt")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    replace: dict[int, str] = {}
+    for k in np.unique(counts[counts > 3]):
+        k = int(k)
+        sel = np.flatnonzero(counts == k)
+        cols = starts[sel][:, None] + np.arange(k)
+        with np.errstate(all="ignore"):
+            pts = vertices[absolute[cols]]
+            normal = _newell(pts)
+            turn = np.einsum("mkj,mj->mk", np.cross(pts - np.roll(pts, 1, axis=1), np.roll(pts, -1, axis=1) - pts), normal)
+        concave = sel[(turn < 0).any(axis=1)]
+        if not len(concave):
+            continue
+        ccols = starts[concave][:, None] + np.arange(k)
+        tris = triangulate(vertices[absolute[ccols]].reshape(-1, 3), np.arange(len(concave) * k).reshape(-1, k))
+        tris = tris[np.argsort(tris[:, 0] // k, kind="stable")].reshape(len(concave), k - 2, 3) % k
+        for row, face in enumerate(concave):  # concave polygons only
+            refs = bodies[face].split()
+            replace[int(face)] = "\n".join("f " + " ".join(refs[c] for c in tri) for tri in tris[row])
+    if not replace:
+        return text
+    ordinal = iter(range(len(bodies)))
+
+    def swap(m: re.Match[str]) -> str:
+        i = next(ordinal)
+        return replace.get(i, m.group(0))
+
+    return _FLINE.sub(swap, text)
+
+
+def _newell(pts: np.ndarray) -> np.ndarray:
+    nxt = np.roll(pts, -1, axis=1)
+    return np.stack([((pts[..., 1] - nxt[..., 1]) * (pts[..., 2] + nxt[..., 2])).sum(axis=1),
+                     ((pts[..., 2] - nxt[..., 2]) * (pts[..., 0] + nxt[..., 0])).sum(axis=1),
+                     ((pts[..., 0] - nxt[..., 0]) * (pts[..., 1] + nxt[..., 1])).sum(axis=1)], axis=1)
+
+
+def _vertices(source: SourceFile, text: str) -> np.ndarray:
     found = _V.findall(text)
-    if len(found) != n_v:
-        raise InputError(where(source), f"{n_v - len(found)} OBJ vertex line(s) have fewer than 3 coordinates",
-                         code="input.corrupt")
     try:
         return np.array(found, dtype=np.str_).astype(np.float64).reshape(-1, 3)
     except ValueError:
         bad = next((t for row in found for t in row if not _is_float(t)), "?")
         raise InputError(where(source), f"OBJ vertex coordinate {bad[:30]!r} is not a number", code="input.corrupt") from None
-
-
-def _rewrite_polygons(lines: list[str], f_rows: np.ndarray, counts: np.ndarray, flat: np.ndarray,
-                      absolute: np.ndarray, vertices: np.ndarray) -> list[str]:
-    """Replace each polygon 'f' line by its triangles (n - 2 of them), chosen inside the polygon."""
-    out = np.asarray(lines, dtype=object)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    for k in np.unique(counts[counts > 3]):
-        k = int(k)
-        sel = np.flatnonzero(counts == k)
-        cols = starts[sel][:, None] + np.arange(k)  # (m, k) positions in the flat reference arrays
-        pseudo = vertices[absolute[cols]].reshape(-1, 3)
-        local = np.arange(len(sel) * k).reshape(-1, k)
-        tris = triangulate(pseudo, local)  # indices into the (m*k) corners
-        order = np.argsort(tris[:, 0] // k, kind="stable")
-        tris = tris[order].reshape(len(sel), k - 2, 3)
-        refs = flat[cols].reshape(-1)
-        words = refs[tris]  # (m, k-2, 3) reference strings
-        tri_lines = np.char.add(np.char.add(np.char.add("f ", words[..., 0]), np.char.add(" ", words[..., 1])),
-                                np.char.add(" ", words[..., 2]))
-        joined = tri_lines[:, 0]
-        for j in range(1, k - 2):  # k - 2 columns, not a loop over faces
-            joined = np.char.add(np.char.add(joined, "\n"), tri_lines[:, j])
-        out[f_rows[sel]] = joined.astype(object)
-    return list(out)
 
 
 def _is_float(token: str) -> bool:

@@ -61,14 +61,9 @@ class _Model:
         self.meshes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.components: dict[str, list[tuple[str, str, np.ndarray]]] = {}
         self.property_problems = 0
+        self.unknown_elements = 0
         self.names: dict[str, str] = {}
         objects = resources.findall("c:object", self.ns)
-        claimed_t = sum(int(float(o.xpath("count(c:mesh/c:triangles/c:triangle)", namespaces=self.ns))) for o in objects)
-        claimed_v = sum(int(float(o.xpath("count(c:mesh/c:vertices/c:vertex)", namespaces=self.ns))) for o in objects)
-        check_counts(reader.source, reader.limits, triangles=reader.triangles + claimed_t,
-                     vertices=reader.vertices + claimed_v, fmt="3MF")
-        reader.triangles += claimed_t
-        reader.vertices += claimed_v
         for obj in objects:
             oid = obj.get("id")
             if oid is None:
@@ -86,14 +81,22 @@ class _Model:
 
     def _mesh(self, reader: _Reader, oid: str, obj, mesh) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
         ns = self.ns
-        cols = []
-        for axis in "xyz":
-            cols.append(mesh.xpath(f"c:vertices/c:vertex/@{axis}", namespaces=ns))
-        n_v = int(float(mesh.xpath("count(c:vertices/c:vertex)", namespaces=ns)))
+        vnode = mesh.find("c:vertices", ns)
+        tnode = mesh.find("c:triangles", ns)
+        n_v = int(vnode.xpath("count(c:vertex)", namespaces=ns)) if vnode is not None else 0
+        n_t = int(tnode.xpath("count(c:triangle)", namespaces=ns)) if tnode is not None else 0
+        others = (len(vnode) - n_v if vnode is not None else 0) + (len(tnode) - n_t if tnode is not None else 0)
+        if others:
+            self.unknown_elements += others
+        # the DOM is bounded by the inflated part size; the arrays are checked before numpy builds them
+        check_counts(reader.source, reader.limits, triangles=reader.triangles + n_t, vertices=reader.vertices + n_v,
+                     fmt="3MF")
+        reader.triangles += n_t
+        reader.vertices += n_v
+        cols = [vnode.xpath(f"c:vertex/@{axis}", namespaces=ns) if n_v else [] for axis in "xyz"]
         if any(len(c) != n_v for c in cols):
             raise reader.error(f"object {oid}: a <vertex> lacks an x, y or z attribute")
-        tri = [mesh.xpath(f"c:triangles/c:triangle/@{k}", namespaces=ns) for k in ("v1", "v2", "v3")]
-        n_t = int(float(mesh.xpath("count(c:triangles/c:triangle)", namespaces=ns)))
+        tri = [tnode.xpath(f"c:triangle/@{k}", namespaces=ns) if n_t else [] for k in ("v1", "v2", "v3")]
         if any(len(t) != n_t for t in tri):
             raise reader.error(f"object {oid}: a <triangle> lacks v1, v2 or v3")
         try:
@@ -109,7 +112,8 @@ class _Model:
         if len(faces) and (faces.min() < 0 or faces.max() >= len(vertices)):
             raise reader.error(f"object {oid}: a triangle refers to vertex {int(faces.max())}, but the object has "
                                f"{len(vertices)} vertices", code="input.bad_index")
-        self._check_properties(obj, mesh)
+        if n_t and tnode.xpath("boolean(c:triangle/@p1)", namespaces=ns):
+            self._check_properties(obj, mesh)
         return vertices, faces
 
     def _check_properties(self, obj, mesh) -> None:  # type: ignore[no-untyped-def]
@@ -221,6 +225,11 @@ def read_3mf(source: SourceFile, limits: ReadLimits) -> Loaded:
                                 f"3MF package has {len(reader.zip.unsafe)} part name(s) that point outside the package "
                                 f"(zip-slip); they were not read: {', '.join(repr(n) for n in reader.zip.unsafe[:5])}",
                                 measured=reader.zip.unsafe[:10], count=len(reader.zip.unsafe)))
+    unknown = sum(m.unknown_elements for m in reader.models.values())
+    if unknown:
+        findings.append(finding("input.unknown_element", Severity.WARNING,
+                                f"3MF mesh has {unknown} element(s) other than <vertex>/<triangle> inside "
+                                f"<vertices>/<triangles>; they were ignored", count=unknown))
     bad_props = sum(m.property_problems for m in reader.models.values())
     if bad_props:
         findings.append(finding("input.bad_property_index", Severity.ERROR,
