@@ -20,7 +20,7 @@ def figurine() -> trimesh.Trimesh:
     head = trimesh.creation.icosphere(subdivisions=3, radius=9.0)
     head.apply_translation((0, 0, 33.0))
     base = trimesh.creation.cylinder(radius=16.0, height=4.0, sections=48)
-    base.apply_translation((0, 0, -21.0))
+    base.apply_translation((0, 0, -26.0))  # the capsule ends at z = -27: inside the base, which is flat
     solid = trimesh.boolean.union([body, head, base], engine="manifold")
     solid.apply_translation(-solid.bounds[0])
     faces = solid.faces.copy()

@@ -32,7 +32,7 @@ def gltf_validator(path: Path, timeout: float = 120) -> dict[str, Any]:
     if not (ROOT / "node_modules" / "gltf-validator").is_dir() or not GLTF_VALIDATE.is_file():
         pytest.skip("gltf-validator is not installed (npm ci)")
     proc = subprocess.run([node, str(GLTF_VALIDATE), str(path)], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    if proc.returncode != 0:
+    if proc.returncode not in (0, 3):  # 3: the validator refused the bytes; stdout still holds its report
         raise AssertionError(f"gltf-validate.mjs failed on {path}: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout)
 

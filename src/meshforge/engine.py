@@ -257,6 +257,9 @@ class _Asset:
     def replace_scene(self, scene: trimesh.Scene) -> None:
         self.scene = scene
         self.derived = Derived(scene)
+        # The reader's document (e.g. the glTF JSON) describes the bytes that were read, not this
+        # geometry: container checks must not judge a repaired scene by the original file.
+        self.document = None
 
 
 class _Run:

@@ -69,12 +69,15 @@ def rotation_to_z(up: np.ndarray) -> np.ndarray:
 
 def best_orientation(mesh: Any, *, max_angle_deg: float = 45.0, contact_bonus: float = 0.5,
                      min_improvement: float = 0.1, sphere: int = 128, max_faces: int = 200_000,
-                     seed: int = 0) -> dict[str, Any]:
+                     min_contact: float = 0.0, seed: int = 0) -> dict[str, Any]:
     """Choose the up vector minimising support. Returns a dict with ``matrix`` (4x4, identity when
     the current orientation is kept), ``up``, overhang/contact areas before and after, ``rotated``.
 
     Rotates only when the cost drops by more than ``min_improvement`` of the current overhang area
     (and by at least 0.5 % of the surface), so near-ties keep the modeller's orientation.
+    A flat base is a hard requirement, not a bonus: when any candidate rests at least
+    ``min_contact`` (mesh units squared) on the bed, candidates that rest on less (a part balanced
+    on an edge or a point) are not considered, however little support they need.
     """
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64)
@@ -93,6 +96,9 @@ def best_orientation(mesh: Any, *, max_angle_deg: float = 45.0, contact_bonus: f
     ups = candidates(normals, area, sphere=sphere)
     overhang, contact = score(vertices, sample, ups, max_angle_deg=max_angle_deg, bed_tolerance=bed_tolerance)
     cost = overhang - contact_bonus * contact
+    stable = contact >= max(min_contact, 1e-12)
+    if stable.any():
+        cost = np.where(stable, cost, np.inf)
     best = int(np.argmin(cost))
     gain = cost[0] - cost[best]
     rotate = best != 0 and gain > max(min_improvement * overhang[0], 0.005 * total)

@@ -73,15 +73,18 @@ class OrientParams:
     contact_bonus: float = field(0.5, "cost credit per unit of flat bed-contact area (stability), relative to support area")
     min_improvement: float = field(0.1, "rotate only when the cost drops by this fraction of the current support area")
     candidates: int = field(128, "orientations sampled on a sphere, besides the axes and the largest flat faces")
+    min_bed_contact_mm2: float = field(25.0, "a stable base: orientations resting on less flat area than this are "
+                                             "rejected when any candidate rests on more (print.small_bed_contact)")
 
 
 def apply_orient(view: AssetView, params: OrientParams, ctx: StepContext) -> RepairResult:
     mesh = view.mesh
     if len(mesh.faces) == 0:
         return RepairResult.unchanged("no geometry")
-    best = orient.best_orientation(mesh, max_angle_deg=params.max_angle_deg, contact_bonus=params.contact_bonus,
-                                   min_improvement=params.min_improvement, sphere=params.candidates)
     area_unit = _to_mm(view) ** 2
+    best = orient.best_orientation(mesh, max_angle_deg=params.max_angle_deg, contact_bonus=params.contact_bonus,
+                                   min_improvement=params.min_improvement, sphere=params.candidates,
+                                   min_contact=params.min_bed_contact_mm2 / area_unit)
     details = {k: (v * area_unit if k.endswith(("_before", "_after")) or k == "surface_area" else v)
                for k, v in best.items() if k != "matrix"}
     summary = (f"support area {details['support_area_before']:.1f} -> {details['support_area_after']:.1f} mm^2 "
