@@ -221,6 +221,7 @@ _ROUTES = [
 def _handler(state: ProviderServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in two writes: without this, 40 ms delayed-ACK stalls
 
         def log_message(self, fmt: str, *args: Any) -> None:
             pass
@@ -363,3 +364,19 @@ def _handler(state: ProviderServer) -> type[BaseHTTPRequestHandler]:
 
 
 __all__ = ["KEY_ENV", "PROVIDERS", "ProviderServer", "cube_glb"]
+
+
+if __name__ == "__main__":  # a standalone server for benchmarks and manual tries: prints its URL, serves until killed
+    import argparse
+
+    ap = argparse.ArgumentParser(description="local generation-provider server")
+    ap.add_argument("--task-seconds", type=float, default=0.0)
+    ap.add_argument("--polls-to-finish", type=int, default=1)
+    ap.add_argument("--latency", type=float, default=0.0)
+    ns = ap.parse_args()
+    srv = ProviderServer(task_seconds=ns.task_seconds, polls_to_finish=ns.polls_to_finish, latency=ns.latency).start()
+    print(srv.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        srv.stop()

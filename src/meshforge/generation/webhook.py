@@ -124,6 +124,7 @@ def make_server(receiver: WebhookReceiver, host: str = "127.0.0.1", port: int = 
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in two writes: without this, 40 ms delayed-ACK stalls
 
         def log_message(self, fmt: str, *args: Any) -> None:
             log.debug("webhook %s", fmt % args)
