@@ -118,11 +118,12 @@ def find_problems(
     up = np.array([0.0, 0.0, 1.0]) if up is None else np.asarray(up, dtype=np.float64)
     finite = np.isfinite(vertices).all(axis=1)
     if finite.any():
-        height = vertices[finite] @ up
+        along = _dot(vertices, up)  # element-wise: BLAS matvec on tall arrays contends for the 2 CI cores
+        height = along[finite]
         floor = float(height.min())
         tol = max(1e-6, 1e-3 * float(height.max() - floor))
-        face_low = np.nanmin((vertices @ up)[faces], axis=1)
-        downward = (normals @ up) < -math.sin(math.radians(overhang_deg))
+        face_low = np.nanmin(along[faces], axis=1)
+        downward = _dot(normals, up) < -math.sin(math.radians(overhang_deg))
         cats["overhang"] = downward & (face_low > floor + tol)
 
     if thin_units > 0:
@@ -137,6 +138,10 @@ def find_problems(
     for name, mask in cats.items():
         problems.counts[name] = int(mask.sum())
     return problems
+
+
+def _dot(points: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    return points[:, 0] * direction[0] + points[:, 1] * direction[1] + points[:, 2] * direction[2]
 
 
 def _thin_faces(mesh: trimesh.Trimesh, normals: np.ndarray, limit: float, max_faces: int) -> np.ndarray:

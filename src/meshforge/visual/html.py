@@ -116,9 +116,9 @@ def _repairs(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                            ("watertight", "watertight")):
             b = (before or {}).get(key)
             a = (after or {}).get(key) if after else b
-            figures.append({"label": label, "before": b, "after": a, "changed": after is not None and a != b})
+            figures.append({"label": label, "before": b, "after": a, "changed": format_value(a) != format_value(b)})
         eb, ea = _extent(before), _extent(after) if after else _extent(before)
-        figures.append({"label": "size", "before": eb, "after": ea, "changed": after is not None and ea != eb})
+        figures.append({"label": "size", "before": eb, "after": ea, "changed": format_value(ea) != format_value(eb)})
         rows.append({"id": step.get("id"), "uses": step.get("uses"), "outcome": step.get("outcome"),
                      "note": step.get("note", ""), "changed": after is not None, "figures": figures,
                      "seconds": step.get("seconds"), "targets": (step.get("details") or {}).get("targets", [])})
