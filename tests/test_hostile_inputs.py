@@ -226,6 +226,16 @@ def test_honest_stl_over_the_triangle_cap_is_refused_from_the_header() -> None:
     assert err.value.code == "input.too_large" and "limits.max_triangles" in err.value.reason
 
 
+def test_stl_count_that_lies_low_is_corrected_from_the_size() -> None:
+    import trimesh
+
+    data = bytearray(trimesh.exchange.stl.export_stl(trimesh.creation.box()))
+    data[80:84] = (3).to_bytes(4, "little")  # 12 facets present, 3 declared
+    loaded = read(SourceFile(name="lies.stl", data=bytes(data)))
+    assert len(loaded.scene.geometry["geometry_0"].faces) == 12
+    assert [(f.code, f.measured, f.threshold) for f in loaded.findings] == [("input.stl_size_mismatch", 12, 3)]
+
+
 def test_off_allocation_bomb_is_refused_from_the_header(corpus: Path) -> None:
     path = corpus / "off/assimp/OutOfMemory.off"
     with pytest.raises(InputError) as err:

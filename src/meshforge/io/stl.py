@@ -79,12 +79,12 @@ def _binary(source: SourceFile, limits: ReadLimits) -> tuple[list, list[Finding]
     count = declared
     extra = len(data) - HEADER - RECORD * declared
     if extra:
-        if declared == 0 and extra % RECORD == 0:
-            count = extra // RECORD  # exporters that never fill in the count
+        if extra % RECORD == 0:
+            count = available  # the size is the better witness: exporters that never fill in the count
             check_counts(source, limits, triangles=count, fmt="binary STL")
             findings.append(finding("input.stl_size_mismatch", Severity.WARNING,
-                                    f"binary STL header declares 0 facets but holds {count:,}; read {count:,}",
-                                    measured=count, threshold=0))
+                                    f"binary STL header declares {declared:,} facets but the file holds {count:,}; "
+                                    f"read {count:,}", measured=count, threshold=declared))
         else:
             findings.append(finding("input.stl_size_mismatch", Severity.WARNING,
                                     f"binary STL has {extra:,} byte(s) after the {declared:,} facets its header "
