@@ -266,3 +266,29 @@ def test_provider_error_classes():
     assert p.error_from(401, {}).code == "generation.auth"
     with pytest.raises(ProviderError):
         raise p.error_from(400, {"message": "bad image"})
+
+
+def test_the_same_input_started_twice_at_once_is_submitted_once(server, http, photo, tmp_path):
+    import threading
+
+    server.task_seconds = 0.3
+    store = SqliteJobStore(tmp_path / "jobs.sqlite")
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        generate(meshy, server, http, Inputs(id=f"dup{i}", images=(photo,)), store=store))) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 3 and server.submissions["meshy"] == 1
+    assert sorted(r.provenance["reused"] for r in results) == [False, True, True]
+
+
+def test_sqlite_claim_lets_one_process_submit(tmp_path):
+    a = SqliteJobStore(tmp_path / "jobs.sqlite")
+    b = SqliteJobStore(tmp_path / "jobs.sqlite")  # another process's connection
+    assert a.claim("k", {"state": "prepared"}) is True
+    assert b.claim("k", {"state": "prepared"}) is False
+    a.save("k", {"state": "failed"})
+    assert b.claim("k", {"state": "prepared"}) is True
+    assert a.claim("k", {"state": "prepared"}, stale_s=-1) is True  # a stale "prepared" is taken over

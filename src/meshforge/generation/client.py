@@ -92,6 +92,13 @@ class Limiter:
 
 _LIMITERS: dict[tuple[str, str, int, float], Limiter] = {}
 _LIMITERS_LOCK = threading.Lock()
+_KEY_LOCKS: dict[str, threading.Lock] = {}
+
+
+def _key_lock(key: str) -> threading.Lock:
+    """One lock per job key: two runs of the same input in one process never both submit."""
+    with _LIMITERS_LOCK:
+        return _KEY_LOCKS.setdefault(key, threading.Lock())
 
 
 def limiter_for(provider: str, base_url: str, concurrency: int, rate: float) -> Limiter:
@@ -345,9 +352,31 @@ class JobRunner:
         return record
 
     def run(self, req: GenerationRequest) -> JobResult:
+        with _key_lock(self.key):
+            return self._run(req)
+
+    def _wait_for_other(self, deadline: float) -> dict[str, Any] | None:
+        """Another process claimed this key: wait until it has a job id or a result (never submit twice)."""
+        interval = float(self.params.poll_initial_s)
+        while time.monotonic() < deadline:
+            record = self.store.load(self.key)
+            if record is None or record.get("state") != "prepared":
+                return record
+            if time.time() - float(record.get("updated_at", 0)) >= float(self.params.timeout_s):
+                return None  # its owner died before submitting: ours to submit
+            self._sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(float(self.params.poll_max_s), interval * 1.5)
+        raise ProviderError("another run is submitting this same job and has not finished by the deadline",
+                            retryable=False, code="generation.timeout")
+
+    def _run(self, req: GenerationRequest) -> JobResult:
         started = time.monotonic()
         deadline = started + float(self.params.timeout_s)
         record = None if self.params.force else self.store.load(self.key)
+        claim = getattr(self.store, "claim", None)
+        if (record is not None and record.get("state") == "prepared" and not self.params.force and callable(claim)
+                and time.time() - float(record.get("updated_at", 0)) < float(self.params.timeout_s)):
+            record = self._wait_for_other(deadline)
         reused = self._reuse(record)
         if reused is not None:
             return reused
@@ -374,8 +403,17 @@ class JobRunner:
                     self.log.info("%s: resuming job %s (%s) instead of submitting again", self.provider.name, handle.job_id, record["state"])
                     resume = None
                 else:
-                    record = self._save({"key": self.key, "provider": self.provider.name, "attempt": self.attempt,
-                                         "submissions": prior_submissions}, state="prepared")
+                    fresh = {"key": self.key, "provider": self.provider.name, "attempt": self.attempt,
+                             "submissions": prior_submissions, "state": "prepared", "updated_at": time.time()}
+                    if callable(claim) and not self.params.force and not claim(self.key, fresh, float(self.params.timeout_s)):
+                        other = self._wait_for_other(deadline)  # another process got here first: follow its job
+                        reused = self._reuse(other)
+                        if reused is not None:
+                            return reused
+                        if other and other.get("job_id"):
+                            resume = other
+                            continue
+                    record = self._save(fresh)
                     handle, status = self._submit(req, api, record)
                     prior_submissions = record["submissions"]
                 if status is None:

@@ -89,6 +89,32 @@ class SqliteJobStore:
     def keys(self) -> list[str]:
         return [r[0] for r in self._connect().execute("SELECT key FROM jobs ORDER BY key")]
 
+    def claim(self, key: str, record: dict[str, Any], stale_s: float = 600.0) -> bool:
+        """Atomically write ``record`` unless another process is already submitting this key.
+
+        True when the caller may submit: no record, a finished-without-result one (failed, canceled,
+        expired), or a ``prepared`` one older than ``stale_s`` (its owner died before submitting).
+        """
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT record, updated FROM jobs WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                state = json.loads(row[0]).get("state")
+                if state not in ("failed", "canceled", "expired") and not (state == "prepared" and row[1] < time.time() - stale_s):
+                    db.execute("ROLLBACK")
+                    return False
+            db.execute(
+                "INSERT INTO jobs (key, record, updated) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET record = excluded.record, updated = excluded.updated",
+                (key, json.dumps(record, sort_keys=True, default=str), time.time()),
+            )
+            db.execute("COMMIT")
+            return True
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
