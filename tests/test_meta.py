@@ -78,6 +78,15 @@ def test_every_declared_finding_code_is_documented():
     assert missing == [], "document these in docs/findings/*.md (as `code`)"
 
 
+def test_every_code_raised_in_the_source_is_documented():
+    """Readers and the engine emit input.* codes without declaring them on a step: scan the source."""
+    documented = "\n".join(p.read_text() for p in (ROOT / "docs" / "findings").glob("*.md"))
+    raised = set()
+    for path in SRC.rglob("*.py"):
+        raised |= set(re.findall(r"code=\"([a-z]+\.[a-z0-9_.]+)\"", path.read_text(encoding="utf-8")))
+    assert sorted(c for c in raised if f"`{c}`" not in documented) == []
+
+
 def test_every_builtin_step_is_named_in_a_test():
     tests = "\n".join(p.read_text(errors="ignore") for p in (ROOT / "tests").glob("test_*.py"))
     registry = _registry()
@@ -94,6 +103,6 @@ def test_every_profile_resolves_and_cites_sources():
         resolve(item["name"], registry)  # raises ProfileError on any unknown step or parameter
     for path in (ROOT / "profiles").glob("*.toml"):
         text = path.read_text()
-        values = [line for line in text.splitlines() if re.match(r"^\s*\w+\s*=\s*[\d\[]", line)]
+        values = [line for line in text.splitlines() if re.match(r"^\s*\w+\s*=\s*(-?\d|\[\s*-?\d)", line)]
         uncited = [line for line in values if "#" not in line and not line.startswith(("schema", "max_file_bytes"))]
         assert uncited == [], f"{path.name}: cite the source of each default in a comment"
