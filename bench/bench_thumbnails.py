@@ -3,10 +3,12 @@
 
     python bench/bench_thumbnails.py [--triangles 1000000] [--size 512] [--supersample 2]
 
-The reference is the other GPU-less renderer installed here: headless Chromium drawing the same
-GLB through WebGL on SwiftShader (model-viewer, the HTML report's viewer), timed from navigation
-to model-viewer's ``load`` event plus one screenshot, served from a loopback HTTP server. Prints
-seconds for each and the ratio; no assertion (speed targets are tracked here, not in tests).
+References (GPU-less renderers): Mesa llvmpipe through OSMesa (fixed-function flat-lit draw +
+glReadPixels, when PyOpenGL and libOSMesa are installed; run in a child process because
+PYOPENGL_PLATFORM must be set before import), and headless Chromium drawing the same GLB through
+WebGL on SwiftShader (model-viewer, the HTML report's viewer), timed from navigation to
+model-viewer's ``load`` event plus one screenshot, served from a loopback HTTP server. Prints
+seconds and ratios; no assertion (speed targets are tracked here, not in tests).
 """
 
 from __future__ import annotations
@@ -87,6 +89,54 @@ def bench_chromium(mesh: trimesh.Trimesh, size: int) -> float | None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+OSMESA_CHILD = r"""
+import os, sys, time
+os.environ["PYOPENGL_PLATFORM"] = "osmesa"
+import numpy as np
+from OpenGL import GL, arrays, osmesa
+data = np.load(sys.argv[1]); tris = np.ascontiguousarray(data["tris"]); norms = np.ascontiguousarray(data["norms"])
+size = int(sys.argv[2])
+t0 = time.perf_counter()
+ctx = osmesa.OSMesaCreateContextExt(osmesa.OSMESA_RGBA, 24, 0, 0, None)
+buf = arrays.GLubyteArray.zeros((size, size, 4))
+assert osmesa.OSMesaMakeCurrent(ctx, buf, GL.GL_UNSIGNED_BYTE, size, size)
+GL.glViewport(0, 0, size, size)
+for cap in (GL.GL_DEPTH_TEST, GL.GL_LIGHTING, GL.GL_LIGHT0, GL.GL_NORMALIZE):
+    GL.glEnable(cap)
+GL.glMatrixMode(GL.GL_PROJECTION); GL.glLoadIdentity()
+lo, hi = tris.min(0), tris.max(0); c = (lo + hi) / 2; r = float((hi - lo).max()) / 2 * 1.1
+GL.glOrtho(c[0] - r, c[0] + r, c[2] - r, c[2] + r, -1e3, 1e3)
+GL.glMatrixMode(GL.GL_MODELVIEW); GL.glLoadIdentity(); GL.glRotatef(-90, 1, 0, 0)
+GL.glEnableClientState(GL.GL_VERTEX_ARRAY); GL.glEnableClientState(GL.GL_NORMAL_ARRAY)
+GL.glVertexPointer(3, GL.GL_FLOAT, 0, tris); GL.glNormalPointer(GL.GL_FLOAT, 0, norms)
+for _ in range(3):
+    GL.glClear(GL.GL_COLOR_BUFFER_BIT | GL.GL_DEPTH_BUFFER_BIT)
+    GL.glDrawArrays(GL.GL_TRIANGLES, 0, len(tris)); GL.glFinish()
+    GL.glReadPixels(0, 0, size, size, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE)
+print(time.perf_counter() - t0, GL.glGetString(GL.GL_RENDERER).decode())
+"""
+
+
+def bench_osmesa(mesh: trimesh.Trimesh, size: int) -> tuple[float, str] | None:
+    """Seconds for context + three 1-sample views at ``size`` px in llvmpipe, or None if unavailable."""
+    import subprocess
+    import sys
+
+    folder = Path(tempfile.mkdtemp(prefix="meshforge-bench-"))
+    try:
+        data = folder / "mesh.npz"
+        np.savez(data, tris=mesh.vertices[mesh.faces].reshape(-1, 3).astype(np.float32),
+                 norms=np.repeat(mesh.face_normals, 3, axis=0).astype(np.float32))
+        proc = subprocess.run([sys.executable, "-c", OSMESA_CHILD, str(data), str(size)], capture_output=True,
+                              text=True, timeout=600)
+        if proc.returncode != 0:
+            return None
+        seconds, _, renderer = proc.stdout.strip().partition(" ")
+        return float(seconds), renderer
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--triangles", type=int, default=1_000_000)
@@ -101,6 +151,12 @@ def main() -> None:
     print("numpy rasterizer (wall; total_cpu = CPU seconds): " + ", ".join(f"{k} {v:.2f} s" for k, v in ours.items()))
     if args.no_reference:
         return
+    gl = bench_osmesa(mesh, args.size * args.supersample)
+    if gl is None:
+        print("reference: OSMesa unavailable (pip install PyOpenGL; apt-get install libosmesa6)")
+    else:
+        print(f"OSMesa {gl[1]}: 3 views at {args.size * args.supersample}px (same pixel count, flat fixed-function, "
+              f"no texture): {gl[0]:.2f} s; ratio ours/osmesa: {ours['total'] / gl[0]:.2f}")
     ref = bench_chromium(mesh, args.size)
     if ref is None:
         print("reference: chromium not installed")
