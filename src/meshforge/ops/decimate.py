@@ -167,12 +167,14 @@ def _fast(vertices: np.ndarray, faces: np.ndarray, target: int, attributes: dict
         _, _, collapses = fast_simplification.simplify(vertices, faces, target_reduction=reduction, return_collapses=True)
         new_vertices, new_faces, mapping = fast_simplification.replay_simplification(vertices, faces, collapses)
         n = len(new_vertices)
-        counts = np.bincount(mapping, minlength=n).astype(np.float64)[:, None]
+        mapping = np.asarray(mapping, dtype=np.int64)
+        alive = (mapping >= 0) & (mapping < n)  # -1: an input vertex no output face uses
+        counts = np.bincount(mapping[alive], minlength=n).astype(np.float64)[:, None]
         carried = {}
         for key, values in attributes.items():
             values = np.asarray(values, dtype=np.float64).reshape(len(vertices), -1)
             acc = np.zeros((n, values.shape[1]))
-            np.add.at(acc, mapping, values)
+            np.add.at(acc, mapping[alive], values[alive])
             mean = acc / np.maximum(counts, 1.0)
             carried[key] = mean.reshape((n, *np.asarray(attributes[key]).shape[1:])).astype(np.asarray(attributes[key]).dtype)
     else:
