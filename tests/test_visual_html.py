@@ -15,7 +15,7 @@ from meshforge import Engine, hookimpl
 from meshforge.cli.main import main
 from meshforge.types import Severity, ValidateStep
 from meshforge.visual.debug import edge_topology, weld
-from meshforge.visual.html import format_number, page_name, write_asset_page, write_gallery
+from meshforge.visual.html import format_number, page_name, write_asset_page, write_gallery, write_run
 
 CORPUS_FILES = ("stl/trimesh/teapot.stl", "stl/trimesh/shared.STL", "glb/trimesh/BoxTextured.glb")
 
@@ -196,3 +196,22 @@ def test_debug_glb_of_the_page_loads_as_a_scene(run):
     out, _ = run
     scene = trimesh.load_scene(out / "rejected" / "shared.debug.glb")
     assert "non_manifold" in scene.geometry
+
+
+def test_write_run_puts_pages_beside_their_json(corpus, tmp_path):
+    engine = Engine(PROFILE, plugins=[DemoChecks()], entry_points=False)
+    reports = [engine.run(corpus / rel, out_dir=tmp_path) for rel in CORPUS_FILES[:2]]
+    pages, gallery = write_run(reports, tmp_path)
+    assert pages == [tmp_path / "teapot.report.html", tmp_path / "rejected" / "shared.report.html"]
+    assert (tmp_path / "teapot.report.json").is_file() and (tmp_path / "rejected" / "shared.report.json").is_file()
+    assert gallery == tmp_path / "index.html" and 'href="rejected/shared.report.html"' in gallery.read_text()
+
+
+def test_report_command_can_write_elsewhere(run, tmp_path):
+    out, _ = run
+    result = CliRunner().invoke(main, ["report", str(out), "--out", str(tmp_path / "site"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(tmp_path / "site" / "index.html")
+    assert (tmp_path / "site" / "rejected" / "shared.report.html").is_file()
+    html = (tmp_path / "site" / "index.html").read_text()
+    assert 'href="teapot.report.html"' in html and "no thumbnail" not in html

@@ -205,13 +205,14 @@ def write_asset_page(report: Mapping[str, Any], out_dir: Path, *, name: str | No
     return target
 
 
-def gallery_cards(reports: Iterable[Mapping[str, Any]], out_dir: Path,
-                  pages: Mapping[int, Path] | None = None) -> list[dict[str, Any]]:
+def gallery_cards(reports: Iterable[Mapping[str, Any]], out_dir: Path, pages: Mapping[int, Path] | None = None,
+                  roots: Mapping[int, Path] | None = None) -> list[dict[str, Any]]:
     cards = []
     for i, report in enumerate(reports):
         name = page_name(report)
         page = (pages or {}).get(i) or out_dir / f"{name}.report.html"
-        outs = _outputs(report, [out_dir], out_dir)
+        extra = (roots or {}).get(i)
+        outs = _outputs(report, [out_dir, *([extra] if extra else [])], out_dir)
         thumb = next((outs["thumbs"][v] for v in THUMB_VIEWS if v in outs["thumbs"]), None)
         codes = sorted({f.get("code", "") for f in report.get("findings", [])})
         summary = report.get("summary") or {}
@@ -235,11 +236,15 @@ def gallery_cards(reports: Iterable[Mapping[str, Any]], out_dir: Path,
 
 
 def write_gallery(reports: list[Mapping[str, Any]], out_dir: Path, *, pages: Mapping[int, Path] | None = None,
-                  title: str = "meshforge gallery") -> Path:
-    """Render one card per report into ``out_dir/index.html`` (filters by status and finding code)."""
+                  roots: Mapping[int, Path] | None = None, title: str = "meshforge gallery") -> Path:
+    """Render one card per report into ``out_dir/index.html`` (filters by status and finding code).
+
+    ``pages[i]`` is report i's page (default ``out_dir/<name>.report.html``); ``roots[i]`` a folder
+    where its output files may be found by name (default: ``out_dir`` and ``out_dir/rejected``).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cards = gallery_cards(reports, out_dir, pages)
+    cards = gallery_cards(reports, out_dir, pages, roots)
     statuses = sorted({c["status"] for c in cards})
     codes = sorted({code for c in cards for code in c["codes"]})
     counts = {s: sum(1 for c in cards if c["status"] == s) for s in statuses}
@@ -250,6 +255,21 @@ def write_gallery(reports: list[Mapping[str, Any]], out_dir: Path, *, pages: Map
     return target
 
 
+def write_run(reports: Iterable[Any], out_dir: Path) -> tuple[list[Path], Path]:
+    """Pages for one ``meshforge run``'s reports (AssetReport or dicts) beside their JSON, plus the gallery.
+
+    The engine writes a passing asset's JSON to ``out_dir`` and the others' to ``out_dir/rejected``;
+    the pages go to the same folders, the gallery to ``out_dir/index.html``.
+    """
+    out_dir = Path(out_dir)
+    dicts = [r.to_dict() if hasattr(r, "to_dict") else dict(r) for r in reports]
+    pages: dict[int, Path] = {}
+    for i, report in enumerate(dicts):
+        folder = out_dir if report.get("status") == "pass" else out_dir / "rejected"
+        pages[i] = write_asset_page(report, folder, roots=[out_dir])
+    return list(pages.values()), write_gallery(dicts, out_dir, pages=pages)
+
+
 def render_dir(folder: Path, *, out_dir: Path | None = None) -> tuple[list[Path], Path]:
     """Pages for every ``*.report.json`` under ``folder`` (beside each JSON, or in ``out_dir``) + a gallery."""
     folder = Path(folder)
@@ -257,6 +277,7 @@ def render_dir(folder: Path, *, out_dir: Path | None = None) -> tuple[list[Path]
     paths = sorted(p for p in folder.rglob("*.report.json") if not p.name.startswith("."))
     reports: list[Mapping[str, Any]] = []
     pages: dict[int, Path] = {}
+    roots: dict[int, Path] = {}
     written: list[Path] = []
     for path in paths:
         try:
@@ -269,9 +290,10 @@ def render_dir(folder: Path, *, out_dir: Path | None = None) -> tuple[list[Path]
         name = path.name.removesuffix(".report.json")
         page = write_asset_page(report, page_dir, name=name, roots=[path.parent])
         pages[len(reports)] = page
+        roots[len(reports)] = path.parent
         reports.append(report)
         written.append(page)
-    return written, write_gallery(reports, gallery_dir, pages=pages)
+    return written, write_gallery(reports, gallery_dir, pages=pages, roots=roots)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import trimesh
     from PIL import Image
 
+MAX_TEXTURE_PX = 2048  # textures are downsampled to this edge before sampling
 DEFAULT_COLOR = np.array([0.72, 0.74, 0.78, 1.0])  # neutral blue-grey for geometry without colour
 
 # name -> (azimuth deg, elevation deg); the camera sits at azimuth 0 in front of the model (-Y in
@@ -121,6 +122,9 @@ def _part(g: trimesh.Trimesh, rot: np.ndarray) -> Part:
             part.color = np.ones(4)
         uv = getattr(visual, "uv", None)
         if image is not None and uv is not None and len(uv) == len(vertices):
+            if max(image.size) > MAX_TEXTURE_PX:  # a 1024-sample view never needs more texels
+                scale = MAX_TEXTURE_PX / max(image.size)
+                image = image.resize((max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale))))
             part.texture = np.asarray(image.convert("RGBA"))
             part.uv = np.asarray(uv, dtype=np.float64)
     elif kind == "vertex" and getattr(visual, "defined", False):
