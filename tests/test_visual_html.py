@@ -188,6 +188,7 @@ def test_numbers_are_readable():
     assert format_number(1234567) == "1,234,567"
     assert format_number(0.000012) == "1.200e-05"
     assert format_number(12.3456789) == "12.35"
+    assert format_number(123456.7) == "123,457" and format_number(3.4e38) == "3.400e+38"
     assert format_number(None) == "—" and format_number(True) == "yes"
     assert page_name({"input": {"name": "/a/b/chair v2.glb"}}) == "chair_v2"
 

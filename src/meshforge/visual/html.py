@@ -57,9 +57,12 @@ def format_number(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
-        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+        magnitude = abs(value)
+        if value != 0 and (magnitude >= 1e12 or magnitude < 1e-3):
             return f"{value:.{digits - 1}e}"
-        return f"{value:,.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}g}"
+        if magnitude >= 10 ** digits:
+            return f"{value:,.0f}"  # 123,457 rather than 1.235e+05
+        return f"{value:,.{digits}g}" if magnitude >= 1 else f"{value:.{digits}g}"
     return str(value)
 
 
