@@ -19,6 +19,11 @@ def fill(inputs, **params):
     return STEP.apply(inputs, p, testing.step_context(STEP, p))
 
 
+def test_step_names():
+    names = [s.name for s in prompts.meshforge_preprocess_steps()]
+    assert names == ["prompt.template", "input.fingerprint"]
+
+
 def test_default_template_fills_from_metadata():
     meta = {"title": "Oak dining chair", "category": "chair", "material": "solid oak", "color": "natural",
             "dimensions": {"width": 45, "depth": 52, "height": 90, "unit": "cm"}}

@@ -73,7 +73,11 @@ def _models_dir(store: JobStore, ctx: StepContext) -> Path:
     path = getattr(store, "path", None)
     if path:
         return Path(path).parent / "models"
-    return (ctx.work_dir or Path.cwd()) / "generation" / "models"
+    if ctx.work_dir is not None:
+        return ctx.work_dir / "generation" / "models"
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "meshforge-generation" / "models"  # never the current folder
 
 
 def run_provider(provider: Provider, inputs: Inputs, params: Any, ctx: StepContext) -> Generated | None:
