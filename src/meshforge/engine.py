@@ -218,16 +218,30 @@ def _as_scene(obj: Any) -> trimesh.Scene:
 
 
 def measure(scene: trimesh.Scene, units: Units, derived: Derived | None = None) -> Metrics:
-    """Before/after figures for the report (cheap: reuses the derived mesh)."""
+    """Before/after figures for the report.
+
+    With ``derived`` the figures are computed once per geometry version: the "after" of one repair
+    is the "before" of the next, and the final figures of an unrepaired asset are its first ones.
+    """
+    if derived is not None:
+        metrics = derived.get("core.metrics", lambda: _measure(derived.mesh, units))
+        return metrics if metrics.units == units.length else replace(metrics, units=units.length)
+    return _measure(scene_to_mesh(scene), units)
+
+
+def _measure(mesh: trimesh.Trimesh, units: Units) -> Metrics:
     import numpy as np
 
-    mesh = derived.mesh if derived is not None else scene_to_mesh(scene)
     if len(mesh.faces) == 0:
         return Metrics(triangles=0, vertices=len(mesh.vertices), bounds=None, volume=None, watertight=None, units=units.length)
     with np.errstate(all="ignore"):
-        finite = bool(np.isfinite(mesh.vertices).all())
-        bounds = mesh.bounds if finite else None
-        volume = float(mesh.volume) if finite else None
+        vertices = np.asarray(mesh.vertices, dtype=np.float64)
+        finite = bool(np.isfinite(vertices).all())
+        bounds = (vertices.min(axis=0), vertices.max(axis=0)) if finite else None
+        # Signed volume by the divergence theorem; trimesh's mass_properties also computes the
+        # inertia tensor, about 30x slower on a 1.3M-triangle mesh.
+        tri = vertices[np.asarray(mesh.faces)]
+        volume = float(np.einsum("ij,ij->", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0) if finite else None
     return Metrics(
         triangles=int(len(mesh.faces)),
         vertices=int(len(mesh.vertices)),
