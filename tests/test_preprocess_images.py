@@ -146,8 +146,6 @@ def test_fingerprint_ignores_encoding_and_metadata_but_not_pixels_or_prompt(tmp_
     assert fp(a, "a  red chair") == fp(a, "a red chair ") != fp(a, "a blue chair")
 
 
-@pytest.mark.xfail(strict=True, reason="engine: an InputError from a preprocess step is recorded and the run goes on "
-                                       "with the raw input (lead request: re-raise it like generate errors)")
 def test_a_rejected_image_makes_the_run_unusable_with_its_code(tmp_path):
     small = tmp_path / "small.png"
     textured((100, 80)).save(small)

@@ -60,13 +60,14 @@ class Engine:
         entry_points: bool = True,
         blocked: Iterable[str] = (),
         overrides: Iterable[str] | Mapping[str, Any] = (),
+        append: Mapping[str, Iterable[str]] | None = None,
         http: httpx.Client | None = None,
         registry: Registry | None = None,
         debug: bool = False,
     ) -> None:
         self._registry = registry or load_plugins(plugins=plugins, entry_points=entry_points, blocked=blocked)
         self.profile: ResolvedProfile = (
-            profile if isinstance(profile, ResolvedProfile) else resolve(profile, self._registry, overrides)
+            profile if isinstance(profile, ResolvedProfile) else resolve(profile, self._registry, overrides, append)
         )
         self._readers = self._registry.readers()
         self._http = http
@@ -354,6 +355,8 @@ class _Run:
         for step in self.profile.stage(Stage.PREPROCESS):
             result, record = self._call(step, step.spec.apply, inputs)  # type: ignore[union-attr]
             self.records.append(record)
+            if isinstance(record.error, InputError):
+                raise record.error  # a rejected image or prompt makes the job unusable, with its code
             if isinstance(result, Inputs):
                 inputs = result
             elif record.outcome == "ok":

@@ -35,6 +35,7 @@ class RunSettings:
     assume_units: str = params_mod.field("", "length unit assumed for unitless formats (STL/OBJ/PLY/OFF): mm, m, in...")
     export_rejected: bool = params_mod.field(True, "write assets that still fail to <out>/rejected/ with their report")
     step_timeout_s: float = params_mod.field(0.0, "default per-step time limit in seconds (0: none)")
+    html: bool = params_mod.field(False, "after `meshforge run`, write an HTML page per asset and a gallery (as --html)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,8 +238,14 @@ def resolve(
     ref: str | os.PathLike[str] | Mapping[str, Any],
     registry: Registry,
     overrides: Iterable[str] | Mapping[str, Any] = (),
+    append: Mapping[str, Iterable[str]] | None = None,
 ) -> ResolvedProfile:
+    """Resolve ``ref`` against the registry. ``append`` adds step ids to a stage's chain when the
+    profile does not already run them (``--thumbnails`` appends the ``thumbnails`` export)."""
     data, sources, own_step_tables = load_raw(ref)
+    for stage_name, step_ids in (append or {}).items():
+        stage_list = list(data.setdefault("chain", {}).get(stage_name, []))
+        data["chain"][stage_name] = stage_list + [s for s in step_ids if s not in stage_list]
     if isinstance(overrides, Mapping):
         items = [(*k.rpartition(".")[::2], v) for k, v in overrides.items()]
     else:

@@ -106,10 +106,10 @@ def _output_options(fn: F) -> F:
     return fn
 
 
-def _engine(profile: str, overrides: tuple[str, ...]) -> Any:
+def _engine(profile: str, overrides: tuple[str, ...], append: dict[str, list[str]] | None = None) -> Any:
     from meshforge.engine import Engine
 
-    return Engine(profile, overrides=overrides, debug=_debug_enabled(click.get_current_context(silent=True)))
+    return Engine(profile, overrides=overrides, append=append, debug=_debug_enabled(click.get_current_context(silent=True)))
 
 
 def _finish(result: Any, *, as_json: bool, quiet: bool, report_path: Path | None, wrote: bool) -> None:
@@ -135,16 +135,40 @@ def _finish(result: Any, *, as_json: bool, quiet: bool, report_path: Path | None
 @_output_options
 @click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("meshforge-out"),
               show_default=True, help="Folder for exported files and per-asset reports (failures go to OUT/rejected/).")
+@click.option("--thumbnails", is_flag=True, help="Also render PNG thumbnails (front, three-quarter, top) of each asset.")
+@click.option("--html", is_flag=True, help="Also write an HTML page per asset (3D preview, findings) and OUT/index.html.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @handle_errors
 def run(profile: str, overrides: tuple[str, ...], files: tuple[Path, ...], out_dir: Path, as_json: bool, quiet: bool,
-        report_path: Path | None) -> None:
+        report_path: Path | None, thumbnails: bool, html: bool) -> None:
     """Run the whole chain on FILES: validate, repair, validate again, export."""
     from meshforge.report import RunResult
 
-    with _engine(profile, overrides) as engine:
-        result = RunResult(assets=tuple(engine.run(f, out_dir=out_dir) for f in files))
+    exports = (["thumbnails"] if thumbnails or html else []) + (["debug_glb"] if html else [])
+    with _engine(profile, overrides, {"export": exports} if exports else None) as engine:
+        state = _job_store(engine, out_dir)
+        result = RunResult(assets=tuple(engine.run(f, out_dir=out_dir, state=state) for f in files))
+        html = html or engine.profile.run.html
+    if html:
+        from meshforge.visual.html import write_run
+
+        _pages, gallery = write_run(result.assets, out_dir)
+        if not (quiet or as_json):
+            click.echo(f"   report pages: {gallery}")
     _finish(result, as_json=as_json, quiet=quiet, report_path=report_path, wrote=True)
+
+
+def _job_store(engine: Any, out_dir: Path) -> Any:
+    """A durable job store beside the outputs when the chain calls a generation service, so that
+    rerunning the same command polls the jobs already paid for instead of submitting them again."""
+    from meshforge.types import Stage
+
+    paid = [s for s in engine.profile.stage(Stage.GENERATE) if not s.plugin.startswith("builtin.")]
+    if not paid:
+        return None
+    from meshforge.generation.store import SqliteJobStore
+
+    return SqliteJobStore(out_dir / ".meshforge" / "jobs.sqlite")
 
 
 @main.command()
