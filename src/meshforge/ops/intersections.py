@@ -99,18 +99,22 @@ def _broad_phase(lo: np.ndarray, hi: np.ndarray, eps: float, max_entries: float)
     a_pos = np.repeat(np.arange(total, dtype=np.int64), after)
     b_pos = np.arange(len(a_pos), dtype=np.int64) - np.repeat(np.cumsum(after) - after - np.arange(total) - 1, after)
     a, b = tri_of[a_pos], tri_of[b_pos]
-    cell_key = key[a_pos]
-    del a_pos, b_pos
-    # float32 boxes (half the memory traffic), widened so rounding only adds candidates; SAT decides
+    # count each pair once: in the cell holding the lower corner of the two boxes' overlap, whose
+    # integer coordinates are the per-axis max of the boxes' first cells (floor is monotonic)
+    cx, cy, cz = (np.ascontiguousarray(c0[:, k]) for k in range(3))
+    corner = (np.maximum(cx[a], cx[b]) * dims[1] + np.maximum(cy[a], cy[b])) * dims[2] + np.maximum(cz[a], cz[b])
+    own = corner == key[a_pos]
+    del a_pos, b_pos, corner
+    a, b = a[own], b[own]
+    # boxes overlap? one axis at a time on contiguous float32 columns, compacting as we go; the
+    # boxes are widened so float32 rounding only adds candidates (the SAT test decides)
     margin = eps + 4e-7 * span
-    lo32 = (lo - origin - margin).astype(np.float32)
-    hi32 = (hi - origin + margin).astype(np.float32)
-    ok = ((lo32[a] <= hi32[b]) & (lo32[b] <= hi32[a])).all(axis=1)
-    a, b, cell_key = a[ok], b[ok], cell_key[ok]
-    # count each pair once: in the cell holding the lower corner of the boxes' overlap (float64, as the keys)
-    corner = np.minimum(np.floor((np.maximum(lo[a], lo[b]) - origin) / cell).astype(np.int64), dims - 1)
-    own = ((corner[:, 0] * dims[1] + corner[:, 1]) * dims[2] + corner[:, 2]) == cell_key
-    return np.stack([a[own], b[own]], axis=1).astype(np.int64)
+    for k in range(3):
+        lk = (lo[:, k] - origin[k] - margin).astype(np.float32)
+        hk = (hi[:, k] - origin[k] + margin).astype(np.float32)
+        ok = (lk[a] <= hk[b]) & (lk[b] <= hk[a])
+        a, b = a[ok], b[ok]
+    return np.stack([a, b], axis=1).astype(np.int64)
 
 
 def _sat(t: np.ndarray, pairs: np.ndarray, eps: float) -> np.ndarray:

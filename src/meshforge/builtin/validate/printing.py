@@ -63,6 +63,18 @@ def finite_mesh(view: AssetView) -> tuple[np.ndarray, np.ndarray]:
     return view.derived.get("print.finite_mesh", compute)
 
 
+def used_points(view: AssetView) -> np.ndarray:
+    """Finite vertices that some face uses (a boolean mask, not np.unique over every corner)."""
+
+    def compute() -> np.ndarray:
+        v, f = finite_mesh(view)
+        used = np.zeros(len(v), dtype=bool)
+        used[f.reshape(-1)] = True
+        return v[used]
+
+    return view.derived.get("print.used_points", compute)
+
+
 def topo(view: AssetView, weld_rel: float) -> Topology:
     def compute() -> Topology:
         from meshforge.ops.topology import topology
@@ -313,10 +325,9 @@ class UnitsParams:
 
 
 def _extents(view: AssetView) -> np.ndarray | None:
-    v, f = finite_mesh(view)
-    if len(f) == 0:
+    used = used_points(view)
+    if len(used) == 0:
         return None
-    used = v[np.unique(f)]
     return np.ptp(used, axis=0) * mm_per_unit(view)
 
 
@@ -359,7 +370,7 @@ def check_build_volume(view: AssetView, params: BuildVolumeParams, ctx: StepCont
     up = up_vector(view)
     axis = int(np.argmax(np.abs(up)))
     order = [a for a in range(3) if a != axis] + [axis]  # (x, y, up)
-    pts = v[np.unique(f)] * mm_per_unit(view)
+    pts = used_points(view) * mm_per_unit(view)
     ext = np.ptp(pts, axis=0)[order]
     vol = np.asarray(params.volume_mm, dtype=np.float64)
     tol = 1e-6 * max(float(vol.max()), 1.0)
@@ -447,7 +458,7 @@ def check_wall_thickness(view: AssetView, params: ThicknessParams, ctx: StepCont
     else:
         ids = usable
     scale = mm_per_unit(view)
-    diag = float(np.linalg.norm(np.ptp(v[np.unique(f)], axis=0)))
+    diag = float(np.linalg.norm(np.ptp(used_points(view), axis=0)))
     dist, backend = inward_thickness(v, f, ids, offset=1e-6 * diag, backend=params.backend)
     dist = dist * scale
     weight = area[ids] if not sampled else np.ones(len(ids))
