@@ -114,6 +114,19 @@ def signed_volumes(triangles: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0
 
 
+def volumes_and_areas(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signed tetra volumes (about the vertices' centroid) and areas from one cross product.
+
+    a . ((b - a) x (c - a)) == a . (b x c), so the area normal also gives the volume.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    used = v[np.isfinite(v).all(axis=1)]
+    vc = v - (used.mean(axis=0) if len(used) else 0.0)
+    a, b, c = vc[faces[:, 0]], vc[faces[:, 1]], vc[faces[:, 2]]
+    cross = np.cross(b - a, c - a)
+    return np.einsum("ij,ij->i", a, cross) / 6.0, 0.5 * np.linalg.norm(cross, axis=1)
+
+
 def triangle_areas(triangles: np.ndarray) -> np.ndarray:
     t = np.asarray(triangles, dtype=np.float64)
     return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
@@ -186,11 +199,11 @@ def topology(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 0.0) ->
         c2s, c2e = h2, 3 * (h2 // 3) + (h2 % 3 + 1) % 3
         a = np.concatenate([c1s, c1e])
         b = np.concatenate([np.where(same, c2s, c2e), np.where(same, c2e, c2s)])
-        _, comp = _components(3 * m, a, b)
-        corner_vertex = start  # corner 3*j+k is vertex F[j, k]
-        pair_key = np.unique(corner_vertex * (3 * m) + comp)
-        vert_of_pair = pair_key // (3 * m)
-        fans = np.bincount(vert_of_pair, minlength=nv)
+        n_comp, comp = _components(3 * m, a, b)
+        # corners are only ever joined to corners of the same vertex, so each fan has one vertex
+        fan_vertex = np.zeros(n_comp, dtype=np.int64)
+        fan_vertex[comp] = start  # corner 3*j+k is vertex F[j, k]
+        fans = np.bincount(fan_vertex, minlength=nv)
         bad = fans > 1
         if len(nonmanifold_edges):
             bad[nonmanifold_edges.reshape(-1)] = False
@@ -199,13 +212,14 @@ def topology(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 0.0) ->
     # shells and volumes
     shell_of_face = np.full(n_faces, -1, dtype=np.int64)
     if m:
-        _, vlabel = _components(nv, np.concatenate([F[:, 0], F[:, 1]]), np.concatenate([F[:, 1], F[:, 2]]))
-        used, flabel = np.unique(vlabel[F[:, 0]], return_inverse=True)
+        n_comp, vlabel = _components(nv, np.concatenate([F[:, 0], F[:, 1]]), np.concatenate([F[:, 1], F[:, 2]]))
+        used = np.zeros(n_comp, dtype=bool)
+        used[vlabel[F[:, 0]]] = True
+        relabel = np.cumsum(used) - 1
+        flabel = relabel[vlabel[F[:, 0]]]
         shell_of_face[fidx] = flabel
-        n_shells = len(used)
-        tris = vertices[faces[fidx]]
-        vols = signed_volumes(tris)
-        areas = triangle_areas(tris)
+        n_shells = int(used.sum())
+        vols, areas = volumes_and_areas(vertices, faces[fidx])
         shell_volume = np.bincount(flabel, weights=vols, minlength=n_shells)
         shell_area = np.bincount(flabel, weights=areas, minlength=n_shells)
         volume = float(vols.sum())
