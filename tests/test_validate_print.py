@@ -180,6 +180,27 @@ def test_self_intersection_counts_match_the_corpus_manifest(corpus):
         assert len(intersecting_pairs(mesh.triangles)) == pairs, name
 
 
+@pytest.mark.parametrize("rel", ["stl/numpy-stl/binary/rear_case.stl", "obj/manifold/self_intersectA.obj", "stl/trimesh/soup.stl"])
+def test_both_broad_phases_find_the_same_candidates(corpus, rel):
+    from meshforge.ops import intersections
+
+    tri = trimesh.load(corpus / rel, process=False, force="mesh").triangles
+    lo, hi = tri.min(axis=1), tri.max(axis=1)
+    eps = 1e-7 * float(np.linalg.norm(hi.max(axis=0) - lo.min(axis=0)))
+    span = float((hi.max(axis=0) - lo.min(axis=0)).max())
+    margin = eps + 4e-7 * span
+
+    def overlapping(pairs):
+        a, b = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+        ok = ((lo[a] <= hi[b] + margin) & (lo[b] <= hi[a] + margin)).all(axis=1)
+        return {(min(x, y), max(x, y)) for x, y in zip(a[ok], b[ok], strict=True)}
+
+    grid = overlapping(intersections._grid_pairs(lo, hi, eps))
+    spheres = overlapping(intersections._sphere_pairs(lo, hi, eps))
+    assert grid == spheres
+    assert {tuple(p) for p in intersections._broad_phase(lo, hi, eps).tolist()} == grid
+
+
 # --- size, units, budget --------------------------------------------------------------------
 
 

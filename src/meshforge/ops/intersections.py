@@ -1,10 +1,8 @@
-"""Self-intersecting triangle pairs, in numpy: a uniform-grid broad phase and a separating-axis test.
+"""Self-intersecting triangle pairs: a broad phase (bounding spheres in a scipy k-d tree, or a numpy
+uniform grid, whichever suits the triangle sizes) and a numpy separating-axis test.
 
-Broad phase: every triangle's bounding box is put into the cells of a uniform grid it overlaps
-(cell = twice the median triangle size, grown when giant triangles would make too many entries);
-candidate pairs are triangles sharing a cell, each pair counted once (in the cell holding the
-lower corner of the two boxes' overlap). Narrow phase: the 11-axis separating-axis test (two face
-normals, nine edge cross products), vectorized over chunks of pairs.
+Broad phase: see :func:`_broad_phase` (candidates, then an exact, slightly widened box test). Narrow phase: the 11-axis separating-axis test (two face normals, nine edge cross
+products), vectorized over chunks of pairs, in float64.
 
 Conventions: pairs sharing a (welded) vertex are skipped, as the corpus manifest and Blender's
 3D-Print Toolbox do; touching within ``eps`` is not an intersection; coplanar overlaps are not
@@ -23,7 +21,6 @@ def intersecting_pairs(
     vertex_ids: np.ndarray | None = None,
     *,
     eps_rel: float = 1e-7,
-    max_entries_per_triangle: float = 16.0,
 ) -> np.ndarray:
     """(k, 2) indices ``i < j`` of triangles that properly intersect.
 
@@ -48,7 +45,7 @@ def intersecting_pairs(
     lo, hi = t.min(axis=1), t.max(axis=1)
     diag = float(np.linalg.norm(hi.max(axis=0) - lo.min(axis=0)))
     eps = eps_rel * diag if diag > 0 else 0.0
-    pairs = _broad_phase(lo, hi, eps, max_entries_per_triangle)
+    pairs = _broad_phase(lo, hi, eps)
     if len(pairs) == 0:
         return np.zeros((0, 2), dtype=np.int64)
     vid = vertex_ids[keep]
@@ -62,7 +59,67 @@ def intersecting_pairs(
     return found[np.lexsort((found[:, 1], found[:, 0]))]
 
 
-def _broad_phase(lo: np.ndarray, hi: np.ndarray, eps: float, max_entries: float) -> np.ndarray:
+def _broad_phase(lo: np.ndarray, hi: np.ndarray, eps: float) -> np.ndarray:
+    """Pairs (i < j) whose boxes overlap, widened so float rounding only adds candidates.
+
+    Two candidate generators, chosen by the spread of triangle sizes (measured on the corpus and a
+    1.3 M-triangle sphere): similar sizes (95th/50th percentile of bounding radius <= 2: scans,
+    subdivided and sculpted meshes) -> bounding spheres in a k-d tree; spread-out sizes (CAD
+    slivers, mixed scales) -> a uniform grid. The exact box test below makes both give one set.
+    """
+    size = 0.5 * np.linalg.norm(hi - lo, axis=1)
+    median = float(np.median(size))
+    uniform = median > 0 and float(np.percentile(size, 95)) <= 2.0 * median
+    pairs = _sphere_pairs(lo, hi, eps) if uniform else _grid_pairs(lo, hi, eps)
+    if len(pairs) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    span = float((hi.max(axis=0) - lo.min(axis=0)).max())
+    margin = eps + 4e-7 * span
+    a, b = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+    for k in range(3):
+        ok = (lo[a, k] <= hi[b, k] + margin) & (lo[b, k] <= hi[a, k] + margin)
+        a, b = a[ok], b[ok]
+    return np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
+
+
+def _sphere_pairs(lo: np.ndarray, hi: np.ndarray, eps: float) -> np.ndarray:
+    """Candidates from bounding spheres (for meshes of similar-sized triangles).
+
+    Triangles are spheres (box centre, half box diagonal + eps) sorted into size classes a factor
+    of two apart. Two spheres can only touch when their centres are within the sum of the radii,
+    so each class is one ``cKDTree.query_pairs`` and each pair of classes one
+    ``sparse_distance_matrix`` call, all in C++ with ndarray output, and no query radius is more than
+    twice what its spheres need (heavy-tailed CAD sizes stay cheap). Measured on a 1.3 M-triangle
+    sphere: 2.1 s against 4.9-5.9 s for the grid; but bounding spheres of CAD slivers are loose
+    (2CylinderEngine.glb: 10.3 s against 3.0 s), hence the choice in :func:`_broad_phase`.
+    """
+    from scipy.spatial import cKDTree
+
+    centre = 0.5 * (lo + hi)
+    radius = 0.5 * np.linalg.norm(hi - lo, axis=1) + eps
+    top = float(radius.max())
+    if top <= 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    with np.errstate(divide="ignore"):
+        cls = np.minimum(np.floor(np.log2(top / np.maximum(radius, 1e-300))), 40).astype(np.int64)
+    classes = [(top / 2.0**q, np.flatnonzero(cls == q)) for q in np.unique(cls)]
+    trees = [cKDTree(centre[ids]) for _, ids in classes]
+    out = []
+    for x, (rx, ix) in enumerate(classes):
+        if len(ix) > 1:
+            out.append(ix[trees[x].query_pairs(2.0 * rx, output_type="ndarray").astype(np.int64)].reshape(-1, 2))
+        for y in range(x + 1, len(classes)):
+            ry, iy = classes[y]
+            m = trees[x].sparse_distance_matrix(trees[y], rx + ry, output_type="ndarray")
+            if len(m):
+                out.append(np.stack([ix[m["i"]], iy[m["j"]]], axis=1))
+    if not out:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.concatenate(out)
+
+
+def _grid_pairs(lo: np.ndarray, hi: np.ndarray, eps: float, max_entries: float = 16.0) -> np.ndarray:
+    """Candidates from a uniform grid: triangles sharing a cell, each pair once (its owner cell)."""
     n = len(lo)
     size = (hi - lo).max(axis=1)
     span = float((hi.max(axis=0) - lo.min(axis=0)).max())
@@ -95,9 +152,13 @@ def _broad_phase(lo: np.ndarray, hi: np.ndarray, eps: float, max_entries: float)
     np.not_equal(key[1:], key[:-1], out=new[1:])
     starts = np.flatnonzero(new)
     ends = np.append(starts[1:], total)
-    after = (ends[np.cumsum(new) - 1] - np.arange(total) - 1).astype(np.int64)
-    a_pos = np.repeat(np.arange(total, dtype=np.int64), after)
-    b_pos = np.arange(len(a_pos), dtype=np.int64) - np.repeat(np.cumsum(after) - after - np.arange(total) - 1, after)
+    after = ends[np.cumsum(new) - 1] - np.arange(total) - 1
+    n_pairs = int(after.sum())
+    idx = np.int32 if max(n_pairs, total) < 2**31 - 1 else np.int64  # int32 halves the traffic
+    a_pos = np.repeat(np.arange(total, dtype=idx), after)
+    shift = (np.cumsum(after) - after - np.arange(total) - 1).astype(idx)
+    b_pos = np.arange(n_pairs, dtype=idx)
+    b_pos -= np.repeat(shift, after)
     a, b = tri_of[a_pos], tri_of[b_pos]
     # count each pair once: in the cell holding the lower corner of the two boxes' overlap, whose
     # integer coordinates are the per-axis max of the boxes' first cells (floor is monotonic)
