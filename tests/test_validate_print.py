@@ -398,3 +398,19 @@ def test_topology_exact_counts_on_corpus(corpus):
     # the manifest's figures come from an exact weld: compare the ops layer directly
     mesh = trimesh.load(corpus / "stl/trimesh/featuretype.STL", process=False, force="mesh")
     assert len(topology(mesh.vertices, mesh.faces).boundary_edges) == 576
+
+
+def test_profiles_set_the_technology_limits():
+    """The same 0.5 mm plate fails FDM (0.8 mm) and only warns for resin (0.4 fail / 0.6 warn)."""
+    plate = testing.box((40, 40, 0.5))
+    fdm = only(validate_only("fdm-print-stl").validate(plate).findings, "print.thin_walls")
+    sla = only(validate_only("sla-print-stl").validate(plate).findings, "print.thin_walls")
+    assert (fdm.severity, fdm.threshold) == ("error", 0.8)
+    assert (sla.severity, sla.threshold) == ("warning", 0.6)
+    # resin overhangs are reported as info (supports always), FDM ones as warnings
+    sla_over = only(validate_only("sla-print-stl").validate(t_shape()).findings, "print.overhangs")
+    assert sla_over.severity == "info"
+    # and the resin bed is smaller: 150 mm fits FDM, not resin
+    long_bar = testing.box((150, 20, 20))
+    assert "print.exceeds_build_volume" not in {f.code for f in validate_only("fdm-print-stl").validate(long_bar).findings}
+    assert "print.exceeds_build_volume" in {f.code for f in validate_only("sla-print-stl").validate(long_bar).findings}
