@@ -119,6 +119,19 @@ def test_a_void_is_not_inverted():
     assert run("print.orientation", trimesh.util.concatenate([outer, void])) == []
 
 
+def test_double_sided_sheet_is_not_inverted():
+    """Faces duplicated with reversed winding (corpus chair_model.obj) have zero volume, not negative."""
+    sheet = testing.box((20, 20, 2))
+    both = trimesh.Trimesh(np.vstack([sheet.vertices, sheet.vertices]),
+                           np.vstack([sheet.faces, sheet.faces[:, ::-1] + len(sheet.vertices)]), process=False)
+    assert "print.inverted" not in [f.code for f in run("print.orientation", both)]
+
+
+def test_corpus_double_sided_chair_is_not_inverted(corpus):
+    chair = trimesh.load(corpus / "obj/trimesh/chair_model.obj", process=False, force="mesh")
+    assert "print.inverted" not in [f.code for f in run("print.orientation", chair)]
+
+
 def test_edge_shared_by_four_faces_is_non_manifold():
     a = testing.cube(10.0)
     b = testing.cube(10.0).apply_translation((10, 10, 0))

@@ -181,8 +181,11 @@ def check_orientation(view: AssetView, params: OrientationParams, ctx: StepConte
     if not t.closed:
         return  # an open mesh has no inside; print.closed reports it
     scale = mm_per_unit(view) ** 3
-    inverted = _inverted_shells(view, t)
-    if t.volume < 0 or len(inverted):
+    # volumes within round-off of zero (double-sided sheets, flat parts) say nothing about orientation
+    diag = float(np.linalg.norm(np.ptp(used_points(view), axis=0)))
+    vtol = 1e-9 * diag**3
+    inverted = _inverted_shells(view, t, vtol)
+    if t.volume < -vtol or len(inverted):
         shells = len(inverted) if len(inverted) else t.n_shells
         yield ctx.finding(
             "print.inverted",
@@ -196,9 +199,9 @@ def check_orientation(view: AssetView, params: OrientationParams, ctx: StepConte
         )
 
 
-def _inverted_shells(view: AssetView, t: Topology) -> np.ndarray:
+def _inverted_shells(view: AssetView, t: Topology, vtol: float) -> np.ndarray:
     """Shells with negative volume that are not voids (their box is not inside a positive shell's box)."""
-    neg = np.flatnonzero(t.shell_volume < 0)
+    neg = np.flatnonzero(t.shell_volume < -vtol)
     if len(neg) == 0 or t.n_shells == 1:
         return neg if t.n_shells == 1 else np.zeros(0, dtype=np.int64)
     v = view.mesh.vertices
@@ -211,7 +214,7 @@ def _inverted_shells(view: AssetView, t: Topology) -> np.ndarray:
     for k in range(3):  # per axis, not per face: three vectorized reductions
         np.minimum.at(lo[:, k], lab, pts[:, :, k].min(axis=1))
         np.maximum.at(hi[:, k], lab, pts[:, :, k].max(axis=1))
-    pos = np.flatnonzero(t.shell_volume > 0)
+    pos = np.flatnonzero(t.shell_volume > vtol)
     inside = ((lo[neg][:, None] >= lo[pos][None]) & (hi[neg][:, None] <= hi[pos][None])).all(axis=2).any(axis=1)
     return neg[~inside]
 
