@@ -36,7 +36,7 @@ def installed(tmp_path_factory):
     assert "meshforge-tallness/pyproject.toml" in written and "gantry.toml" in written
     site = work / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site),
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
          str(work / "meshforge-tallness")],
         check=True, capture_output=True, text=True,
     )
