@@ -13,8 +13,8 @@ from meshforge.types import Units
 STEP = core.meshforge_validate_steps()[0]
 
 
-def run(mesh, **params):
-    return testing.run_check(STEP, mesh, **params)
+def run(mesh, units=testing.MM_Z_UP, **params):
+    return testing.run_check(STEP, mesh, units=units, **params)
 
 
 def by_code(findings):
@@ -88,3 +88,23 @@ def test_corpus_files_with_known_hygiene_defects(corpus):
     found = by_code(run(wall))
     assert found["geometry.degenerate_faces"].count == 11
     assert found["geometry.duplicate_faces"].count == 1
+
+
+@pytest.mark.parametrize(
+    ("rel", "degenerate", "duplicate"),
+    [("glb/o3dv/car.glb", 12, 23), ("stl/assimp/Spider_binary.stl", 56, 36), ("obj/trimesh/chair_model.obj", None, 6382),
+     ("glb/trimesh/no_indices_3storybuilding.glb", None, 8)],
+)
+def test_counts_match_the_corpus_manifest(corpus, rel, degenerate, duplicate):
+    from conftest import manifest
+
+    [row] = [r for r in manifest() if r["path"] == rel]
+    if degenerate:
+        assert f"{degenerate} degenerate tris" in row["known_defects"]
+    assert f"{duplicate} duplicate faces" in row["known_defects"]
+    mesh = trimesh.load(corpus / rel, process=False, force="mesh")
+    units = Units("m", "+Y") if rel.endswith(".glb") else Units("mm", "+Z")  # glTF is metres
+    found = by_code(run(mesh, units=units))
+    if degenerate:
+        assert found["geometry.degenerate_faces"].count == degenerate
+    assert found["geometry.duplicate_faces"].count == duplicate

@@ -72,7 +72,7 @@ def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> I
             count=len(idx),
             samples=_samples(idx),
         )
-    live = np.flatnonzero(ok & ~repeated)
+    live = np.flatnonzero(ok)  # degenerate copies count too (as the corpus manifest counts them)
     if len(live) > 1:
         key = np.sort(wf[live], axis=1)
         nv = int(key.max()) + 1
