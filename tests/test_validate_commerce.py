@@ -159,3 +159,7 @@ def test_every_declared_code_is_documented():
     documented = set(re.findall(r"`(commerce\.[a-z0-9_]+)`", text))
     declared = set(MATERIALS.codes) | set(BUDGETS.codes) | set(SCALE.codes)
     assert declared <= documented, sorted(declared - documented)
+
+
+def test_the_steps_are_registered_under_the_names_the_profile_uses():
+    assert [s.name for s in (MATERIALS, BUDGETS, SCALE)] == ["commerce.materials", "commerce.budgets", "commerce.scale"]

@@ -107,3 +107,7 @@ def test_every_issue_code_the_reader_can_emit_is_declared():
     declared = {c.removeprefix("gltf.") for c in STEP.codes}
     missing = {c for c in emitted if "_" in c and c.lower() not in declared}
     assert not missing, sorted(missing)
+
+
+def test_the_step_is_registered_under_the_name_the_profile_uses():
+    assert STEP.name == "gltf.structure"
