@@ -268,6 +268,17 @@ def test_04_mm_plate_has_thin_walls():
     assert set(f.samples) == {int(i) for i in np.flatnonzero(np.abs(testing.box((40, 40, 0.4)).face_normals[:, 2]) > 0.5)}
 
 
+def test_a_thin_sliver_of_the_surface_is_a_warning_not_an_error():
+    # a 40 mm block with a 0.5 x 2 x 2 mm fin: its thin sides are 0.08 % of the surface
+    block = testing.box((40, 40, 40))
+    fin = testing.box((0.5, 2, 2)).apply_translation((20.25, 0, 0))
+    part = trimesh.util.concatenate([block, fin])
+    f = only(run("print.wall_thickness", part), "print.thin_walls")
+    assert f.severity == "warning" and f.threshold == 0.8  # fin sides: ~0.1% of the surface
+    assert 0 < f.measured <= 0.001
+    assert only(run("print.wall_thickness", part, error_min_fraction=0.0), "print.thin_walls").severity == "error"
+
+
 def test_wall_between_min_and_warn_is_a_warning():
     f = only(run("print.wall_thickness", testing.box((40, 40, 0.9))), "print.thin_walls")
     assert (f.severity, f.threshold) == ("warning", 1.0)

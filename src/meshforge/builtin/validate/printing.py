@@ -439,6 +439,9 @@ def check_triangle_budget(view: AssetView, params: TriangleBudgetParams, ctx: St
 class ThicknessParams:
     min_mm: float = field(0.8, "walls thinner than this fail (P10; FDM 0.8 mm Hubs)")
     warn_mm: float = field(1.0, "walls thinner than this warn (P10; Blender thickness_min 1 mm)")
+    error_min_fraction: float = field(
+        0.001, "walls under min_mm are an error above this fraction of the surface, else a warning (knife edges, CAD slivers) [heuristic]"
+    )
     max_rays: int = field(300_000, "cast at most this many rays; larger meshes are sampled by area (seeded)")
     backend: Literal["auto", "open3d", "trimesh"] = field("auto", "ray caster: open3d (Embree) when installed, else trimesh")
 
@@ -470,6 +473,9 @@ def check_wall_thickness(view: AssetView, params: ThicknessParams, ctx: StepCont
         if thin.any():
             fraction = float(weight[thin].sum() / weight.sum())
             how = f" (sampled {len(ids)} of {len(usable)} faces by area)" if sampled else ""
+            if severity is Severity.ERROR and fraction <= params.error_min_fraction:
+                severity = Severity.WARNING
+                how += f"; at most {params.error_min_fraction:.1%} of the surface, so a warning"
             yield ctx.finding(
                 "print.thin_walls",
                 severity,
