@@ -339,6 +339,13 @@ def test_nan_vertex_is_reported_and_no_print_check_crashes():
     assert (f.severity, f.count, f.samples) == ("error", 1, (3,))
     for name in PRINT_STEPS:
         run(name, mesh)  # must not raise
+    # samples stay indices into the model's faces even when faces on the bad vertex are skipped
+    plate = testing.box((40, 40, 0.4))
+    v = np.vstack([[np.nan, 0, 0], plate.vertices])
+    faces = np.vstack([[0, 1, 2], plate.faces + 1])
+    f = only(run("print.wall_thickness", trimesh.Trimesh(v, faces, process=False)), "print.thin_walls")
+    expected = {int(i) + 1 for i in np.flatnonzero(np.abs(plate.face_normals[:, 2]) > 0.5)}
+    assert set(f.samples) == expected
 
 
 def test_empty_mesh_reports_empty_and_no_print_check_crashes():

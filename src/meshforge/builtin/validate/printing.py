@@ -50,15 +50,26 @@ def up_vector(view: AssetView) -> np.ndarray:
 
 def finite_mesh(view: AssetView) -> tuple[np.ndarray, np.ndarray]:
     """Vertices and the faces whose corners are all finite (non-finite ones are reported by hygiene)."""
+    v, f, _ = _finite(view)
+    return v, f
 
-    def compute() -> tuple[np.ndarray, np.ndarray]:
+
+def face_ids(view: AssetView) -> np.ndarray:
+    """Index in ``view.mesh.faces`` of each face :func:`finite_mesh` kept (for samples)."""
+    return _finite(view)[2]
+
+
+def _finite(view: AssetView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mesh = view.mesh
         v = np.asarray(mesh.vertices, dtype=np.float64)
         f = np.asarray(mesh.faces, dtype=np.int64).reshape(-1, 3)
+        ids = np.arange(len(f))
         ok = np.isfinite(v).all(axis=1)
         if not ok.all() and len(f):
-            f = f[ok[f].all(axis=1)]
-        return v, f
+            ids = np.flatnonzero(ok[f].all(axis=1))
+            f = f[ids]
+        return v, f, ids
 
     return view.derived.get("print.finite_mesh", compute)
 
@@ -484,7 +495,7 @@ def check_wall_thickness(view: AssetView, params: ThicknessParams, ctx: StepCont
                 measured=round(fraction, 6),
                 threshold=limit,
                 count=int(thin.sum()),
-                samples=_samples(ids[thin][np.argsort(dist[thin], kind="stable")]),
+                samples=_samples(face_ids(view)[ids[thin][np.argsort(dist[thin], kind="stable")]]),
             )
             ctx.log.debug("thickness by %s over %d rays", backend, len(ids))
             return
@@ -527,7 +538,7 @@ def check_overhangs(view: AssetView, params: OverhangParams, ctx: StepContext) -
             measured=[round(over_area, 3), round(fraction, 6)],
             threshold=params.max_angle_deg,
             count=int(over.sum()),
-            samples=_samples(np.flatnonzero(over)[np.argsort(-area[over], kind="stable")]),
+            samples=_samples(face_ids(view)[np.flatnonzero(over)[np.argsort(-area[over], kind="stable")]]),
         )
     contact = float(area[on_bed & (-(normals @ up) > 0.999)].sum())
     if contact < params.min_bed_contact_mm2:
