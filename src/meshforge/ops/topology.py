@@ -133,11 +133,37 @@ def triangle_areas(triangles: np.ndarray) -> np.ndarray:
 
 
 def topology(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 0.0) -> Topology:
-    """Weld (exact + ``tolerance``) and compute every edge-level fact at once."""
+    """Weld and compute every edge-level fact at once.
+
+    Exact matches always weld. Like PrusaSlicer's nearby matching (REQUIREMENTS 2c), ``tolerance``
+    only welds vertices of edges that exact matching left open, so it closes float cracks without
+    collapsing tiny edges elsewhere; a mesh closed after the exact weld is analysed once.
+    """
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    vid, nv = weld(vertices)
+    result = _topology(vertices, faces, vid, nv)
+    if tolerance <= 0 or len(result.boundary_edges) == 0:
+        return result
+    # nearby weld among the open edges' vertices, then analyse again
+    open_ids = np.unique(result.boundary_edges.reshape(-1))
+    first = np.full(nv, -1, dtype=np.int64)
+    ok = vid >= 0
+    first[vid[ok][::-1]] = np.flatnonzero(ok)[::-1]  # one input vertex per welded id
+    group, _ = weld(vertices[first[open_ids]], tolerance)
+    target = np.zeros(group.max() + 1, dtype=np.int64) + nv
+    np.minimum.at(target, group, open_ids)  # each group maps onto its smallest welded id
+    remap = np.arange(nv)
+    remap[open_ids] = target[group]
+    if (remap[open_ids] == open_ids).all():
+        return result
+    used, compact = np.unique(remap, return_inverse=True)
+    vid = np.where(ok, compact[np.where(ok, vid, 0)], -1)
+    return _topology(vertices, faces, vid, len(used))
+
+
+def _topology(vertices: np.ndarray, faces: np.ndarray, vid: np.ndarray, nv: int) -> Topology:
     n_faces = len(faces)
-    vid, nv = weld(vertices, tolerance)
     wf = vid[faces] if n_faces else np.zeros((0, 3), dtype=np.int64)
     valid = (wf >= 0).all(axis=1) & (wf[:, 0] != wf[:, 1]) & (wf[:, 1] != wf[:, 2]) & (wf[:, 2] != wf[:, 0])
     fidx = np.flatnonzero(valid)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from meshforge.ops.topology import Topology
 
 SeverityName = Literal["error", "warning", "info"]
-WELD_HELP = "also weld vertices closer than this fraction of the bounding-box diagonal (exact matches always weld)"
+WELD_HELP = "vertices of edges left open by exact matching also weld within this fraction of the bounding-box diagonal"
 WELD_DEFAULT = 1e-6  # far below PrusaSlicer's nearby matching (shortest edge, REQUIREMENTS 2c); closes float cracks
 
 
