@@ -445,3 +445,22 @@ def test_profiles_set_the_technology_limits():
     long_bar = testing.box((150, 20, 20))
     assert "print.exceeds_build_volume" not in {f.code for f in validate_only("fdm-print-stl").validate(long_bar).findings}
     assert "print.exceeds_build_volume" in {f.code for f in validate_only("sla-print-stl").validate(long_bar).findings}
+
+
+def test_step_contracts():
+    # testing.check_plugin registers a module next to the built-ins, which already hold these two
+    import dataclasses
+
+    for spec in STEPS.values():
+        assert spec.params.__dataclass_params__.frozen, spec.name
+        spec.params()  # every parameter defaulted
+        assert all(f.metadata.get("help") for f in dataclasses.fields(spec.params)), spec.name
+        assert spec.codes and all(c.split(".")[0] in ("print", "geometry") for c in spec.codes), spec.name
+        assert spec.requires == ()  # the core print checks need no optional dependency
+
+
+def test_debris_by_size():
+    mesh = trimesh.util.concatenate([testing.cube(20.0), testing.cube(3.0).apply_translation((40, 0, 0))])
+    assert [f.code for f in run("print.shells", mesh)] == ["print.multiple_shells"]  # 3 mm cube: 0.34 % of the volume
+    f = only(run("print.shells", mesh, debris_min_mm=5.0), "print.debris_shells")
+    assert (f.count, f.samples) == (1, (12,))
