@@ -13,10 +13,11 @@ APT_PACKAGES=(
   prusa-slicer    # referee: slices what we export (tests, bench)
   libgl1          # PyMeshLab loads libGL.so.1 even headless
   libusb-1.0-0    # open3d imports only with libusb present
-  libegl1 libosmesa6  # headless software OpenGL for thumbnails
   chromium        # HTML report test in a real headless browser
-  nodejs npm      # glTF-Validator, gltfpack, model-viewer
 )
+# Node may come from elsewhere (e.g. a NodeSource nodejs that bundles npm): Debian's npm would
+# conflict with it, so Debian's node and npm are only installed when there is no npm at all.
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
