@@ -45,13 +45,13 @@ def intersecting_pairs(
     lo, hi = t.min(axis=1), t.max(axis=1)
     diag = float(np.linalg.norm(hi.max(axis=0) - lo.min(axis=0)))
     eps = eps_rel * diag if diag > 0 else 0.0
-    pairs = _broad_phase(lo, hi, eps)
+    pairs = _candidates(lo, hi, eps)
     if len(pairs) == 0:
         return np.zeros((0, 2), dtype=np.int64)
     vid = vertex_ids[keep]
-    # neighbours sharing any vertex are not self-intersections
+    # neighbours sharing any vertex are not self-intersections (most candidates: filter them first)
     shared = (vid[pairs[:, 0]][:, :, None] == vid[pairs[:, 1]][:, None, :]).any(axis=(1, 2))
-    pairs = pairs[~shared]
+    pairs = _boxes_overlap(lo, hi, eps, pairs[~shared])
     hits = [pairs[s : s + CHUNK][_sat(t, pairs[s : s + CHUNK], eps)] for s in range(0, len(pairs), CHUNK)]
     found = np.concatenate(hits) if hits else np.zeros((0, 2), dtype=np.int64)
     found = keep[found]
@@ -60,17 +60,26 @@ def intersecting_pairs(
 
 
 def _broad_phase(lo: np.ndarray, hi: np.ndarray, eps: float) -> np.ndarray:
-    """Pairs (i < j) whose boxes overlap, widened so float rounding only adds candidates.
+    """Pairs (i < j) whose boxes overlap, widened so float rounding only adds candidates."""
+    return _boxes_overlap(lo, hi, eps, _candidates(lo, hi, eps))
 
-    Two candidate generators, chosen by the spread of triangle sizes (measured on the corpus and a
-    1.3 M-triangle sphere): similar sizes (95th/50th percentile of bounding radius <= 2: scans,
-    subdivided and sculpted meshes) -> bounding spheres in a k-d tree; spread-out sizes (CAD
-    slivers, mixed scales) -> a uniform grid. The exact box test below makes both give one set.
+
+def _candidates(lo: np.ndarray, hi: np.ndarray, eps: float) -> np.ndarray:
+    """Candidate pairs (a superset of the overlapping boxes), from one of two generators.
+
+    Chosen by the spread of triangle sizes (measured on the corpus and a 1.3 M-triangle sphere):
+    similar sizes (95th/50th percentile of bounding radius <= 2: scans, subdivided and sculpted
+    meshes) -> bounding spheres in a k-d tree; spread-out sizes (CAD slivers, mixed scales) -> a
+    uniform grid. :func:`_boxes_overlap` then makes both give one set.
     """
     size = 0.5 * np.linalg.norm(hi - lo, axis=1)
     median = float(np.median(size))
     uniform = median > 0 and float(np.percentile(size, 95)) <= 2.0 * median
-    pairs = _sphere_pairs(lo, hi, eps) if uniform else _grid_pairs(lo, hi, eps)
+    return _sphere_pairs(lo, hi, eps) if uniform else _grid_pairs(lo, hi, eps)
+
+
+def _boxes_overlap(lo: np.ndarray, hi: np.ndarray, eps: float, pairs: np.ndarray) -> np.ndarray:
+    """The pairs whose boxes overlap within ``eps`` plus a float-rounding margin, as (min, max)."""
     if len(pairs) == 0:
         return np.zeros((0, 2), dtype=np.int64)
     span = float((hi.max(axis=0) - lo.min(axis=0)).max())
