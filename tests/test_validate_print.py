@@ -279,6 +279,11 @@ def test_a_thin_sliver_of_the_surface_is_a_warning_not_an_error():
     assert only(run("print.wall_thickness", part, error_min_fraction=0.0), "print.thin_walls").severity == "error"
 
 
+def test_inverted_plate_still_has_thin_walls():
+    f = only(run("print.wall_thickness", testing.inverted(testing.box((40, 40, 0.4)))), "print.thin_walls")
+    assert (f.severity, f.count) == ("error", 4)
+
+
 def test_wall_between_min_and_warn_is_a_warning():
     f = only(run("print.wall_thickness", testing.box((40, 40, 0.9))), "print.thin_walls")
     assert (f.severity, f.threshold) == ("warning", 1.0)

@@ -21,13 +21,24 @@ def face_normals(triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def inward_thickness(
-    vertices: np.ndarray, faces: np.ndarray, face_ids: np.ndarray, *, offset: float, backend: str = "auto"
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    face_ids: np.ndarray,
+    *,
+    offset: float,
+    backend: str = "auto",
+    outward: bool = True,
 ) -> tuple[np.ndarray, str]:
-    """Distance from each face in ``face_ids`` to the surface behind it, and the backend used."""
+    """Distance from each face in ``face_ids`` to the surface behind it, and the backend used.
+
+    ``outward=False`` says the normals point inward (an inverted mesh): rays then follow them.
+    """
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
     tri = v[f[face_ids]]
     normals, _ = face_normals(tri)
+    if not outward:
+        normals = -normals
     origins = tri.mean(axis=1) - normals * offset
     dirs = -normals
     if backend in ("auto", "open3d"):

@@ -476,7 +476,9 @@ def check_wall_thickness(view: AssetView, params: ThicknessParams, ctx: StepCont
         ids = usable
     scale = mm_per_unit(view)
     diag = float(np.linalg.norm(np.ptp(used_points(view), axis=0)))
-    dist, backend = inward_thickness(v, f, ids, offset=1e-6 * diag, backend=params.backend)
+    # an inside-out part (print.inverted) would cast its rays outward: follow the volume's sign
+    outward = topo(view, WELD_DEFAULT).volume >= 0
+    dist, backend = inward_thickness(v, f, ids, offset=1e-6 * diag, backend=params.backend, outward=outward)
     dist = dist * scale
     weight = area[ids] if not sampled else np.ones(len(ids))
     for limit, severity in ((params.min_mm, Severity.ERROR), (params.warn_mm, Severity.WARNING)):
