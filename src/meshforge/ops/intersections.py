@@ -50,13 +50,25 @@ def intersecting_pairs(
         return np.zeros((0, 2), dtype=np.int64)
     vid = vertex_ids[keep]
     # neighbours sharing any vertex are not self-intersections (most candidates: filter them first)
-    shared = (vid[pairs[:, 0]][:, :, None] == vid[pairs[:, 1]][:, None, :]).any(axis=(1, 2))
-    pairs = _boxes_overlap(lo, hi, eps, pairs[~shared])
+    pairs = _boxes_overlap(lo, hi, eps, pairs[~_share_a_vertex(vid, pairs)])
     hits = [pairs[s : s + CHUNK][_sat(t, pairs[s : s + CHUNK], eps)] for s in range(0, len(pairs), CHUNK)]
     found = np.concatenate(hits) if hits else np.zeros((0, 2), dtype=np.int64)
     found = keep[found]
     found.sort(axis=1)
     return found[np.lexsort((found[:, 1], found[:, 0]))]
+
+
+def _share_a_vertex(vid: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Per pair: do the two triangles share a vertex id? Nine 1-D comparisons on gathered columns
+    (7.9 M pairs: 0.49 s CPU against 1.14 s for broadcasting (k, 3, 3) and reducing)."""
+    cols = [np.ascontiguousarray(vid[:, k]) for k in range(3)]
+    a = [c[pairs[:, 0]] for c in cols]
+    b = [c[pairs[:, 1]] for c in cols]
+    shared = np.zeros(len(pairs), dtype=bool)
+    for x in a:
+        for y in b:
+            shared |= x == y
+    return shared
 
 
 def _broad_phase(lo: np.ndarray, hi: np.ndarray, eps: float) -> np.ndarray:
