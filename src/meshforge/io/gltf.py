@@ -101,7 +101,7 @@ class GltfDocument:
     format: str  # "glb" | "gltf"
     name: str
     file_bytes: int
-    buffers: list[bytes | None] = field(default_factory=list)
+    buffers: list[bytes | memoryview | None] = field(default_factory=list)  # GLB BIN: a view of the file's bytes
     images: list[ImageRef] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     external_files: list[str] = field(default_factory=list)  # URIs read from the model's folder
@@ -158,7 +158,7 @@ class GltfDocument:
             return None
         return memoryview(buf)[start:start + length]
 
-    def _buffer(self, index: Any) -> bytes | None:
+    def _buffer(self, index: Any) -> bytes | memoryview | None:
         if isinstance(index, int) and 0 <= index < len(self.buffers):
             return self.buffers[index]
         return None
@@ -217,15 +217,13 @@ class GltfDocument:
                          f"accessor needs {needed} bytes (offset {offset} + {count} x stride {stride}) but its bufferView holds {len(raw)}",
                          measured=needed, threshold=len(raw))
                 return None
-            base = np.frombuffer(raw, dtype=np.uint8, count=needed - offset, offset=offset)
             if stride == elem:
-                data = base.view(dtype).reshape(count, ncomp) if len(base) % csize == 0 else None
-                if data is None:
-                    data = np.frombuffer(bytes(base), dtype=dtype).reshape(count, ncomp)
+                # tightly packed: a read-only view of the file's bytes, no copy (numpy copes with misalignment)
+                data = np.frombuffer(raw, dtype=dtype, count=count * ncomp, offset=offset).reshape(count, ncomp)
             else:
-                rows = np.lib.stride_tricks.as_strided(base, shape=(count, elem), strides=(stride, 1))
+                base = np.frombuffer(raw, dtype=np.uint8, count=needed - offset, offset=offset)
+                rows = np.lib.stride_tricks.as_strided(base, shape=(count, elem), strides=(stride, 1), writeable=False)
                 data = np.ascontiguousarray(rows).view(dtype).reshape(count, ncomp)
-            data = data.astype(dtype, copy=True) if not data.flags.writeable or data.base is not None else data
         sparse = acc.get("sparse")
         if isinstance(sparse, dict):
             data = _apply_sparse(self, index, acc, data, dtype, ncomp)
@@ -364,8 +362,11 @@ def _decode_draco(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any], ext
 # --- container ------------------------------------------------------------------------------
 
 
-def parse_glb(data: bytes, where: Any) -> tuple[dict[str, Any], bytes | None, list[Issue]]:
-    """Split a GLB into its JSON and BIN chunk; lengths checked against the bytes actually there."""
+def parse_glb(data: bytes, where: Any) -> tuple[dict[str, Any], memoryview | None, list[Issue]]:
+    """Split a GLB into its JSON and BIN chunk; lengths checked against the bytes actually there.
+
+    The BIN chunk is a read-only view of ``data`` (no copy: accessors are decoded straight from it).
+    """
     issues: list[Issue] = []
 
     def fatal(code: str, reason: str, input_code: str = "input.corrupt") -> InputError:
@@ -384,8 +385,9 @@ def parse_glb(data: bytes, where: Any) -> tuple[dict[str, Any], bytes | None, li
                             message=f"GLB header declares {declared} bytes, the file has {len(data)}", measured=len(data), threshold=declared))
         end = min(declared, len(data)) if declared >= 20 else len(data)
     pos = 12
-    json_chunk: bytes | None = None
-    bin_chunk: bytes | None = None
+    json_chunk: memoryview | None = None
+    bin_chunk: memoryview | None = None
+    whole = memoryview(data).toreadonly()
     first = True
     while pos < end:
         if end - pos < 8:
@@ -403,7 +405,7 @@ def parse_glb(data: bytes, where: Any) -> tuple[dict[str, Any], bytes | None, li
             issues.append(Issue(code="GLB_UNEXPECTED_END_OF_CHUNK_DATA", severity=ERROR, pointer="",
                                 message=f"chunk at byte {pos - 8} claims {length} bytes, only {end - pos} remain", measured=end - pos, threshold=length))
             break
-        chunk = data[pos:pos + length]
+        chunk = whole[pos:pos + length]
         pos += length
         if first and ctype != CHUNK_JSON:
             raise fatal("GLB_UNEXPECTED_FIRST_CHUNK", "first GLB chunk is not JSON")
@@ -422,7 +424,7 @@ def parse_glb(data: bytes, where: Any) -> tuple[dict[str, Any], bytes | None, li
             issues.append(Issue(code="GLB_UNKNOWN_CHUNK_TYPE", severity=WARNING, pointer="", message=f"unknown chunk type 0x{ctype:08x} ignored"))
     if json_chunk is None:
         raise fatal("GLB_UNEXPECTED_END_OF_CHUNK_HEADER", "GLB has no JSON chunk")
-    return parse_json(json_chunk, where), bin_chunk, issues
+    return parse_json(bytes(json_chunk), where), bin_chunk, issues
 
 
 def parse_json(raw: bytes, where: Any) -> dict[str, Any]:
@@ -588,7 +590,7 @@ def read_document(source: SourceFile, limits: ReadLimits | None = None) -> GltfD
     return doc
 
 
-def _document(source: SourceFile, limits: ReadLimits, doc_json: dict[str, Any], fmt: str, bin_chunk: bytes | None,
+def _document(source: SourceFile, limits: ReadLimits, doc_json: dict[str, Any], fmt: str, bin_chunk: memoryview | None,
               issues: list[Issue]) -> GltfDocument:
     doc = GltfDocument(json=doc_json, format=fmt, name=source.name, file_bytes=len(source.data), issues=list(issues))
     doc._limits_value = limits  # type: ignore[attr-defined]
@@ -669,7 +671,8 @@ def _check_extensions(doc: GltfDocument) -> None:
             doc.add("compressed_input", INFO, "/extensionsUsed", f"{name}: payloads decoded and validated by meshforge")
 
 
-def _load(source: SourceFile, limits: ReadLimits, doc_json: dict[str, Any], fmt: str, bin_chunk: bytes | None, issues: list[Issue]) -> Loaded:
+def _load(source: SourceFile, limits: ReadLimits, doc_json: dict[str, Any], fmt: str, bin_chunk: memoryview | None,
+          issues: list[Issue]) -> Loaded:
     where = source.path or source.name
     doc = _document(source, limits, doc_json, fmt, bin_chunk, issues)
     scene = _build(doc, limits, where, build_scene=True)
@@ -763,14 +766,16 @@ def _primitive(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any]) -> dic
         if ctype not in (5121, 5123, 5125) and ii not in doc._draco:
             doc.add("MESH_PRIMITIVE_INDICES_ACCESSOR_INVALID_FORMAT", ERROR, f"{pointer}/indices", f"index componentType {ctype} is not unsigned")
             return None
-        flat = idx.reshape(-1).astype(np.int64)
         csize = COMPONENTS.get(ctype, (None, 4))[1]
-        idx_issues, ok = checks.check_indices(flat, count, csize, f"/accessors/{ii}", triangles=mode == 4)
+        # checked in the file's own integer type; converted once to the int64 trimesh keeps
+        idx_issues, ok = checks.check_indices(idx.reshape(-1), count, csize, f"/accessors/{ii}", triangles=mode == 4)
         doc.issues.extend(idx_issues)
+        flat = idx.reshape(-1).astype(np.int64)
         if mode == 4:
             if len(flat) % 3:
                 doc.add("MESH_PRIMITIVE_INCOMPATIBLE_MODE", WARNING, pointer, f"{len(flat)} indices is not a multiple of 3 for TRIANGLES")
-            faces = flat[: (len(flat) // 3) * 3].reshape(-1, 3)[ok]
+            faces = flat[: (len(flat) // 3) * 3].reshape(-1, 3)
+            faces = faces if ok.all() else faces[ok]
         else:
             tri = _strip(len(flat)) if mode == 5 else _fan(len(flat))
             faces = flat[tri]

@@ -44,9 +44,21 @@ def _samples(mask: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.flatnonzero(mask)[:10])
 
 
+def _all_finite(values: np.ndarray) -> bool:
+    """True when no component is NaN or infinite: two reductions, no boolean array of the data's size.
+
+    NaN propagates through ``min``/``max`` and an infinity becomes the min or the max, so both are
+    finite exactly when every component is.
+    """
+    if values.dtype.kind != "f" or values.size == 0:
+        return True
+    with np.errstate(invalid="ignore"):
+        return bool(np.isfinite(values.min()) and np.isfinite(values.max()))
+
+
 def check_float_values(values: np.ndarray, pointer: str) -> list[Issue]:
     """NaN or infinite components (ACCESSOR_INVALID_FLOAT)."""
-    if values.dtype.kind != "f" or values.size == 0:
+    if values.dtype.kind != "f" or values.size == 0 or _all_finite(values):
         return []
     bad = ~np.isfinite(values).all(axis=1)
     n = int(bad.sum())
@@ -69,10 +81,12 @@ def check_bounds(values: np.ndarray, accessor: dict[str, Any], pointer: str, *, 
                             message="POSITION accessor has no min/max (required by the glTF spec)"))
     if values.size == 0:
         return issues
-    finite_rows = np.isfinite(values).all(axis=1) if values.dtype.kind == "f" else np.ones(len(values), bool)
-    data = values[finite_rows]
-    if not len(data):
-        return issues
+    if _all_finite(values):
+        data = values  # the common case: no mask, no copy
+    else:
+        data = values[np.isfinite(values).all(axis=1)]
+        if not len(data):
+            return issues
     actual_min = data.min(axis=0).astype(np.float64)
     actual_max = data.max(axis=0).astype(np.float64)
     for key, declared, actual, worse in (("min", declared_min, actual_min, np.less), ("max", declared_max, actual_max, np.greater)):
@@ -99,6 +113,9 @@ def check_bounds(values: np.ndarray, accessor: dict[str, Any], pointer: str, *, 
                                 message=f"declared {key} {decl.tolist()} differs from the data's {key} {actual.tolist()}",
                                 measured=actual.tolist(), threshold=decl.tolist(), count=int(mismatch.sum())))
         shifted = decl_c - tolerance if key == "min" else decl_c + tolerance
+        # some element lies outside exactly when the data's own min/max does: per-element work only then
+        if not worse(actual, shifted).any():
+            continue
         outside = worse(data.astype(np.float64), shifted[None, :]).any(axis=1)
         if outside.any():
             code = "ACCESSOR_ELEMENT_OUT_OF_MIN_BOUND" if key == "min" else "ACCESSOR_ELEMENT_OUT_OF_MAX_BOUND"
@@ -154,6 +171,14 @@ def check_indices(indices: np.ndarray, vertex_count: int, component_size: int, p
     """
     issues: list[Issue] = []
     flat = indices.reshape(-1)
+    usable_len = (len(flat) // 3) * 3
+    if not flat.size or int(flat.max()) < vertex_count:
+        # every index in range (a restart value is never a valid index): one reduction, no masks
+        if not triangles:
+            return issues, np.ones(len(flat), dtype=bool)
+        tris = flat[:usable_len].reshape(-1, 3)
+        issues.extend(_degenerate(tris, pointer))
+        return issues, np.ones(len(tris), dtype=bool)
     restart = flat == RESTART.get(component_size, -1)
     oob = (flat >= vertex_count) & ~restart
     if oob.any():
@@ -169,15 +194,19 @@ def check_indices(indices: np.ndarray, vertex_count: int, component_size: int, p
     bad = oob | restart
     if not triangles:
         return issues, ~bad
-    usable_len = (len(flat) // 3) * 3
     tris = flat[:usable_len].reshape(-1, 3)
     ok = ~bad[:usable_len].reshape(-1, 3).any(axis=1)
-    degenerate = (tris[:, 0] == tris[:, 1]) | (tris[:, 1] == tris[:, 2]) | (tris[:, 0] == tris[:, 2])
-    if degenerate.any():
-        n = int(degenerate.sum())
-        issues.append(Issue(code="ACCESSOR_INDEX_TRIANGLE_DEGENERATE", severity=INFO, pointer=pointer,
-                            message=f"{n} degenerate triangle(s) (repeated index)", count=n, samples=_samples(degenerate)))
+    issues.extend(_degenerate(tris, pointer))
     return issues, ok
+
+
+def _degenerate(tris: np.ndarray, pointer: str) -> list[Issue]:
+    degenerate = (tris[:, 0] == tris[:, 1]) | (tris[:, 1] == tris[:, 2]) | (tris[:, 0] == tris[:, 2])
+    if not degenerate.any():
+        return []
+    n = int(degenerate.sum())
+    return [Issue(code="ACCESSOR_INDEX_TRIANGLE_DEGENERATE", severity=INFO, pointer=pointer,
+                  message=f"{n} degenerate triangle(s) (repeated index)", count=n, samples=_samples(degenerate))]
 
 
 def check_node_transform(node: dict[str, Any], pointer: str) -> list[Issue]:
