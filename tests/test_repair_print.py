@@ -128,6 +128,28 @@ def test_solidify_resolves_a_non_manifold_edge(corpus):
     assert result.scene is not None and result.scene.volume == pytest.approx(abs(mesh.volume), rel=1e-6)
 
 
+@pytest.mark.parametrize("rel", ["obj/trimesh/joined_tetrahedra.obj", "stl/assimp/3DSMaxExport.STL"])
+def test_solidify_caps_pieces_cut_apart_at_non_manifold_edges(corpus, rel):
+    mesh, _ = repair.weld(repair.clean(load(corpus, rel))[0])
+    assert repair.edge_counts(mesh.faces)[1] > 0
+    result = t.run_repair(STEPS["mesh.solidify"], mesh)
+    assert result.scene is not None, result.note
+    assert result.details["patches_capped"] > 0
+    assert repair.edge_counts(result.scene.faces) == (0, 0) and result.scene.volume > 0
+    assert result.details["drift_fraction"] < 0.01
+
+
+def test_solidify_drops_an_inner_wall_but_not_an_outside_sheet():
+    a, b = t.cube(), t.cube()
+    b.apply_translation((20.0, 0.0, 0.0))  # two cubes sharing a face: the shared face becomes an inner wall
+    glued, _ = repair.weld(repair.clean(trimesh.util.concatenate([a, b]))[0])
+    result = t.run_repair(STEPS["mesh.solidify"], glued)
+    assert result.scene is not None and result.scene.volume == pytest.approx(16000.0)
+    fin = trimesh.Trimesh([[10, 10, 10], [10, 10, 40], [10, -10, 40]], [[0, 1, 2]], process=False)  # sheet outside
+    result = t.run_repair(STEPS["mesh.solidify"], trimesh.util.concatenate([t.cube(), fin]))
+    assert result.scene is None and "outside" in result.note
+
+
 def test_remove_debris_drops_tiny_shells_only():
     speck = t.cube(0.1)
     speck.apply_translation((50, 0, 0))
