@@ -49,7 +49,8 @@ _ADMESH_ONE = re.compile(r"(?P<key>[A-Za-z][A-Za-z ]+?)\s*:\s*(?P<value>-?[\d.]+
 def admesh(path: Path, *args: str, timeout: float = 300) -> dict[str, Any]:
     """admesh's statistics for ``path`` (by default admesh also repairs, in memory, and reports both)."""
     exe = _need("admesh")
-    proc = subprocess.run([exe, *args, str(path)], capture_output=True, text=True, timeout=timeout)
+    # admesh echoes the binary STL header, which may be any bytes
+    proc = subprocess.run([exe, *args, str(path)], capture_output=True, text=True, errors="replace", timeout=timeout)
     out: dict[str, Any] = {"returncode": proc.returncode}
     for line in proc.stdout.splitlines():
         m = _ADMESH_ORIG_FINAL.match(line.strip())

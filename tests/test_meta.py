@@ -29,6 +29,16 @@ def test_every_package_is_listed_in_pyproject():
     assert found - listed == set(), "add these to [tool.setuptools] packages"
 
 
+def test_every_builtin_plugin_keeps_the_step_contract():
+    import importlib
+
+    from meshforge import testing
+    from meshforge.plugins import BUILTIN_PLUGINS
+
+    problems = {name: testing.check_plugin(importlib.import_module(name)) for name in BUILTIN_PLUGINS}
+    assert {k: v for k, v in problems.items() if v} == {}
+
+
 def test_every_builtin_plugin_loads():
     failed = {r.name: r.reason for r in _registry().records if r.status != "active"}
     assert failed == {}

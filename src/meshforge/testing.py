@@ -129,11 +129,17 @@ def codes(findings: Iterable[Finding]) -> list[str]:
 
 def check_plugin(module: Any) -> list[str]:
     """Contract problems of a plugin module (empty when fine): names, params, declared codes."""
-    from meshforge.plugins import load_plugins
+    from meshforge.plugins import PluginRecord, Registry, new_plugin_manager
 
     problems: list[str] = []
-    registry = load_plugins(plugins=[module], entry_points=False)
-    record = registry.records[-1]
+    pm = new_plugin_manager()  # the module alone: a built-in module can be checked too
+    name = getattr(module, "__name__", "plugin")
+    try:
+        pm.register(module, name=name)
+        pm.check_pending()
+    except Exception as exc:
+        return [f"plugin failed to register: {type(exc).__name__}: {exc}"]
+    record = Registry(pm, [PluginRecord(name=name, origin="runtime", status="active")]).records[-1]
     if record.status != "active":
         return [f"plugin failed to register: {record.reason}"]
     for entries in record.steps.values():
