@@ -100,7 +100,8 @@ def test_fill_holes_closes_touching_holes(corpus):
 
 def test_fill_holes_leaves_large_non_planar_holes_open():
     sphere = trimesh.creation.icosphere(subdivisions=3, radius=10.0)
-    keep = sphere.vertices[sphere.faces].mean(axis=1)[:, 2] < 5.0  # cut a cap: a wide, curved hole
+    centre = sphere.vertices[sphere.faces].mean(axis=1)
+    keep = (centre[:, 2] < 5.0) | (centre[:, 0] < 0.0)  # cut half a cap: a wide hole bent across two planes
     cut = trimesh.Trimesh(sphere.vertices, sphere.faces[keep], process=False)
     filled, stats = holes.fill_holes(cut, max_hole_edges=10)
     assert stats["holes_left"] == 1 and stats["holes_filled"] == 0 and filled is cut
@@ -260,3 +261,20 @@ def test_fdm_print_profile_passes_after_repair(corpus, tmp_path):
         report = engine.run(corpus / rel, out_dir=tmp_path / rel.replace("/", "_"))
         errors = [f.code for f in report.findings if f.is_error]
         assert report.status != "rejected" and errors == [], (rel, errors)
+
+
+def test_fill_holes_welds_split_vertices_first(corpus):
+    scene = trimesh.load(corpus / "glb/trimesh/BoxTextured.glb")  # UV seams: every face has its own vertices
+    view = t.view(scene)
+    assert repair.edge_counts(view.mesh.faces)[0] == 24
+    result = t.run_repair(STEPS["mesh.fill_holes"], scene)
+    assert result.scene is None and result.details["holes_found"] == 0  # seams are not holes: no caps on faces
+    weld = t.run_repair(STEPS["mesh.weld"], scene)
+    assert weld.scene is not None and repair.edge_counts(weld.scene.faces) == (0, 0)
+
+
+def test_fill_holes_caps_a_large_planar_rim_at_any_edge_count(corpus):
+    mesh = load(corpus, "off/pmp/hemisphere.off")
+    filled, stats = holes.fill_holes(repair.weld(mesh)[0])
+    assert stats["holes_filled"] == 1 and repair.edge_counts(filled.faces) == (0, 0)
+    assert filled.volume > 0 or -filled.volume > 0

@@ -2,9 +2,9 @@
 
 A loop of 3 edges gets one triangle; larger loops get a fan around their centroid (a new vertex),
 which is exact for planar star-shaped holes and a good cap for the small, nearly planar holes left by
-scans and exports. PrusaSlicer warns that filling large holes "does more harm than good", so loops
-longer than ``max_hole_edges``, or non-planar and wider than ``max_hole_fraction`` of the bbox
-diagonal, are left open and reported (a fairing fill from PyMeshLab lives in the meshlab plugin). Loop tracing walks boundary vertices only (never faces).
+scans and exports. PrusaSlicer warns that filling large holes "does more harm than good", so a loop
+longer than ``max_hole_edges`` or wider than ``max_hole_fraction`` of the bbox diagonal is left open
+and reported unless it is planar and star-shaped (a flat cut: the fan is then exact) (a fairing fill from PyMeshLab lives in the meshlab plugin). Loop tracing walks boundary vertices only (never faces).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from meshforge.ops.repair import Stats, diagonal, make
+from meshforge.ops.repair import Stats, diagonal, make, weld_exact
 
 
 def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
@@ -70,17 +70,29 @@ def _planarity(points: np.ndarray) -> float:
     return float(np.abs(centred @ normal).max())
 
 
+def _star_shaped(points: np.ndarray) -> bool:
+    """A fan from the centroid covers the loop without folding over (every fan triangle turns one way)."""
+    c = points.mean(axis=0)
+    normals = np.cross(points - c, np.roll(points, -1, axis=0) - c)
+    total = normals.sum(axis=0)
+    return bool((normals @ total > 0).all())
+
+
 def fill_holes(mesh: Any, *, max_hole_edges: int = 64, max_hole_fraction: float = 0.25,
                planar_tolerance: float = 0.01) -> tuple[Any, Stats]:
     """Close every boundary loop with at most ``max_hole_edges`` edges whose perimeter is under
-    ``max_hole_fraction`` x bbox diagonal, or which is planar (within ``planar_tolerance`` x its
-    perimeter: a flat cut such as a scan's missing base, capped exactly by a fan). Returns (mesh, stats)."""
+    ``max_hole_fraction`` x bbox diagonal, or which is planar at any size and edge count (within
+    ``planar_tolerance`` x its perimeter: a flat cut such as a scan's missing base or a hemisphere's
+    rim, capped exactly by a fan). Vertices at identical positions are welded first. Returns (mesh, stats)."""
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64)
+    # split vertices (UV or normal seams of a glTF box) are not holes: weld coincident positions first,
+    # or every face of an unwelded box gets a cap on top of itself
+    vertices, faces, merged = weld_exact(vertices, faces)
     loops = boundary_loops(faces)
     diag = diagonal(mesh)
     stats: Stats = {"holes_found": len(loops), "holes_filled": 0, "holes_left": 0, "faces_added": 0,
-                    "largest_left_edges": 0}
+                    "largest_left_edges": 0, "vertices_welded": merged}
     new_vertices: list[np.ndarray] = []
     new_faces: list[np.ndarray] = []
     next_index = len(vertices)
@@ -91,8 +103,8 @@ def fill_holes(mesh: Any, *, max_hole_edges: int = 64, max_hole_fraction: float 
             continue
         pts = vertices[loop]
         perimeter = float(np.linalg.norm(pts - np.roll(pts, -1, axis=0), axis=1).sum())
-        planar = _planarity(pts) <= planar_tolerance * perimeter
-        if len(loop) > max_hole_edges or (perimeter > max_hole_fraction * diag and not planar):
+        planar = _planarity(pts) <= planar_tolerance * perimeter and _star_shaped(pts)
+        if not planar and (len(loop) > max_hole_edges or perimeter > max_hole_fraction * diag):
             stats["holes_left"] += 1
             stats["largest_left_edges"] = max(stats["largest_left_edges"], len(loop))
             continue
@@ -107,7 +119,7 @@ def fill_holes(mesh: Any, *, max_hole_edges: int = 64, max_hole_fraction: float 
             new_faces.append(np.c_[b, a, np.full(len(loop), centre)])
         stats["holes_filled"] += 1
     if not new_faces:
-        return mesh, stats
+        return mesh, stats  # unchanged: an exact weld alone is mesh.weld's job
     added = np.concatenate(new_faces)
     stats["faces_added"] = len(added)
     all_vertices = np.concatenate([vertices, *new_vertices]) if new_vertices else vertices
