@@ -469,3 +469,14 @@ def test_debris_by_size():
     assert [f.code for f in run("print.shells", mesh)] == ["print.multiple_shells"]  # 3 mm cube: 0.34 % of the volume
     f = only(run("print.shells", mesh, debris_min_mm=5.0), "print.debris_shells")
     assert (f.count, f.samples) == (1, (12,))
+
+
+def test_a_small_part_far_from_the_origin_has_no_false_thin_walls():
+    # Embree casts in float32: at x = 110 mm its resolution is coarser than the ray's start offset,
+    # so without centring the rays started on their own faces (a 3 mm sphere "had" 6e-6 mm walls).
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=1.5)
+    sphere.apply_translation((110.0, 105.0, 1.5))
+    assert testing.run_check(STEPS["print.wall_thickness"], sphere, min_mm=0.8, warn_mm=1.0) == []
+    plate = testing.box((20.0, 20.0, 0.4))
+    plate.apply_translation((110.0, 105.0, 0.2))
+    assert testing.codes(testing.run_check(STEPS["print.wall_thickness"], plate, min_mm=0.8, warn_mm=1.0)) == ["print.thin_walls"]

@@ -34,6 +34,9 @@ def inward_thickness(
     ``outward=False`` says the normals point inward (an inverted mesh): rays then follow them.
     """
     v = np.asarray(vertices, dtype=np.float64)
+    # Embree works in float32: a part placed at x = 110 mm has a resolution of ~8e-6 mm there, coarser
+    # than the ray offset, so rays would start on their own face. Centre the part first.
+    v = v - (v.min(axis=0) + v.max(axis=0)) / 2.0
     f = np.asarray(faces, dtype=np.int64)
     tri = v[f[face_ids]]
     normals, _ = face_normals(tri)
