@@ -73,7 +73,8 @@ def test_gallery_filters_by_status_and_code(site, browser):
                       " s.dispatchEvent(new Event('input')); const c = document.getElementById('filter-code');"
                       " c.value = 'demo.size'; c.dispatchEvent(new Event('input')); })()")
         assert page.evaluate(visible) == 3
-        assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)") is True
+        # decoding finishes after the load event on a busy machine: wait for it rather than sample once
+        page.wait_for("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)", timeout=30)
         assert _not_blank(page.screenshot()) > 10
         assert page.errors == []
     finally:
