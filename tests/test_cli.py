@@ -64,6 +64,9 @@ def test_run_repairs_exports_and_writes_a_schema_valid_report(open_stl, tmp_path
     asset = data["assets"][0]
     assert asset["status"] == "pass"
     assert "print.not_watertight" in {f["code"] for f in asset["initial_findings"]}
+    # the hole was filled by the entry-point distribution under plugins/, named by the profile
+    fill = next(s for s in asset["steps"] if s["id"] == "fill_holes")
+    assert (fill["plugin"], fill["outcome"]) == ("meshlab", "ok")
     assert {Path(o["path"]).suffix for o in asset["outputs"]} == {".stl", ".3mf"}
     for output in asset["outputs"]:
         assert Path(output["path"]).is_file() and Path(output["path"]).stat().st_size == output["bytes"]
