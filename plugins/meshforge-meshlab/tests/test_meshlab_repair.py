@@ -44,7 +44,23 @@ def test_closes_a_curved_hole_closer_to_the_surface_than_a_fan():
 
 def test_leaves_holes_over_the_edge_limit():
     sphere = trimesh.creation.icosphere(subdivisions=3, radius=10.0)
-    keep = sphere.vertices[sphere.faces].mean(axis=1)[:, 2] < 5.0
+    centre = sphere.vertices[sphere.faces].mean(axis=1)
+    keep = (centre[:, 2] < 5.0) | (centre[:, 0] < 0.0)  # a wide hole bent across two planes
     cut = trimesh.Trimesh(sphere.vertices, sphere.faces[keep], process=False)
     result = t.run_repair(STEP, cut, max_hole_edges=10)
     assert result.scene is None and repair.edge_counts(np.asarray(cut.faces))[0] > 10
+
+
+def test_caps_a_planar_rim_over_the_edge_limit_like_the_core():
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get("MESHFORGE_CORPUS", Path(__file__).resolve().parents[3].parent / "shared" / "corpus"))
+    path = path / "off/pmp/hemisphere.off"
+    if not path.is_file():
+        pytest.skip("corpus not present")
+    mesh = trimesh.load(path, force="mesh", process=False)
+    assert repair.edge_counts(np.asarray(mesh.faces))[0] == 120  # over MeshLab's 64-edge limit
+    result = t.run_repair(STEP, mesh)
+    assert result.scene is not None and repair.edge_counts(np.asarray(result.scene.faces)) == (0, 0)
+    assert result.details["core_faces_added"] == 120

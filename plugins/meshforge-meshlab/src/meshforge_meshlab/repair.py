@@ -19,8 +19,8 @@ from meshforge.types import RepairResult, RepairStep
 @dataclass(frozen=True, kw_only=True)
 class FillHolesParams:
     max_hole_edges: int = field(64, "fill holes bounded by at most this many edges (P13: small holes only)")
-    max_hole_fraction: float = field(0.25, "accepted for parity with mesh.fill_holes (MeshLab limits by edge count)")
-    planar_tolerance: float = field(0.01, "accepted for parity with mesh.fill_holes")
+    max_hole_fraction: float = field(0.25, "holes MeshLab leaves open go to mesh.fill_holes' rule with this limit")
+    planar_tolerance: float = field(0.01, "holes MeshLab leaves open: planar ones are fan-capped at any size (mesh.fill_holes)")
     refine: bool = field(True, "refine the cap to the surrounding edge length")
     fair_iterations: int = field(3, "Laplacian smoothing steps on the new faces only (0: no fairing)")
 
@@ -48,7 +48,16 @@ def apply_fill_holes(view, params: FillHolesParams, ctx) -> RepairResult:
     open_before = len(boundary_edges(np.asarray(mesh.faces)))
     if open_before == 0:
         return RepairResult(note="unchanged: no open edges", details={"open_edges_before": 0})
+    from meshforge.ops import holes
+
     vertices, faces, stats = fill_holes(mesh.vertices, mesh.faces, params)
+    # what MeshLab leaves open (over max_hole_edges, e.g. a hemisphere's 120-edge planar rim) gets the
+    # core's rule: planar star-shaped loops are capped exactly by a fan at any size
+    rest, core = holes.fill_holes(make(vertices, faces), max_hole_edges=params.max_hole_edges,
+                                  max_hole_fraction=params.max_hole_fraction, planar_tolerance=params.planar_tolerance)
+    stats["core_faces_added"] = core["faces_added"]
+    stats["faces_added"] += core["faces_added"]
+    vertices, faces = np.asarray(rest.vertices), np.asarray(rest.faces, dtype=np.int64)
     stats["open_edges_before"] = open_before
     stats["open_edges_after"] = len(boundary_edges(faces))
     if stats["faces_added"] <= 0:
