@@ -18,6 +18,7 @@ from meshforge.asset import Inputs
 from meshforge.builtin.validate import commerce
 from meshforge.io.gltf import read_glb
 from meshforge.io.source import read_source
+from meshforge.ops import commerce_checks as cc
 from meshforge.types import ReadLimits, SourceFile, Units
 from tests.gltf_make import glb, triangle_doc
 
@@ -152,6 +153,17 @@ def test_origin_bottom_centre_and_root_transform():
     scene.add_geometry(floating, node_name="root", transform=trimesh.transformations.translation_matrix([0, 1.0, 0]))
     found = {f.code: f.severity for f in testing.run_check(SCALE, scene, units=M)}
     assert found == {"commerce.origin_not_bottom_center": "warning", "commerce.root_transform": "info"}
+
+
+def test_size_and_placement_ignore_non_finite_vertices():
+    placed = testing.box((0.4, 0.4, 0.4))
+    placed.apply_translation([0, 0.2, 0])
+    vertices = np.vstack([placed.vertices, [[np.nan, 0, 0], [0, np.inf, 0], [0, 0, -np.inf]]])
+    broken = trimesh.Trimesh(vertices=vertices, faces=placed.faces, process=False)
+    assert not codes(testing.run_check(SCALE, broken, units=M))  # size 0.4 m, base centred at y = 0
+    lo, hi = cc.finite_bounds(vertices)
+    assert lo.tolist() == pytest.approx([-0.2, 0, -0.2]) and hi.tolist() == pytest.approx([0.2, 0.4, 0.2])
+    assert cc.finite_bounds(np.full((2, 3), np.nan)) == (None, None)
 
 
 def test_every_declared_code_is_documented():

@@ -74,6 +74,25 @@ def is_power_of_two(n: int) -> bool:
     return n > 0 and (n & (n - 1)) == 0
 
 
+def finite_bounds(vertices: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(min, max) over the vertices with finite coordinates; (None, None) when there are none.
+
+    Clean data (the rule) costs two reductions: min/max are finite exactly when no coordinate is NaN
+    or infinite. Only otherwise are the finite rows masked out (a copy).
+    """
+    v = np.asarray(vertices)
+    if not len(v):
+        return None, None
+    with np.errstate(invalid="ignore"):
+        lo, hi = v.min(axis=0), v.max(axis=0)
+    if np.isfinite(lo).all() and np.isfinite(hi).all():
+        return lo, hi
+    finite = v[np.isfinite(v).all(axis=1)]
+    if not len(finite):
+        return None, None
+    return finite.min(axis=0), finite.max(axis=0)
+
+
 def to_y_up(bounds: np.ndarray, up: str) -> np.ndarray:
     """Bounds (2x3) re-expressed in a +Y-up frame (so 'height' is always axis 1)."""
     lo, hi = np.asarray(bounds, dtype=np.float64)

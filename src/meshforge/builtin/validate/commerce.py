@@ -260,12 +260,12 @@ def check_scale(view: AssetView, params: ScaleParams, ctx: StepContext) -> Itera
     verts = np.asarray(mesh.vertices)
     if not len(verts):
         return
-    finite = verts[np.isfinite(verts).all(axis=1)]
-    if not len(finite):
+    lo, hi = cc.finite_bounds(verts)
+    if lo is None:
         return
     unit = view.units.length or params.assume_unit
     to_m = scale_factor(unit, "m")
-    bounds = cc.to_y_up(np.array([finite.min(axis=0), finite.max(axis=0)]), view.units.up) * to_m
+    bounds = cc.to_y_up(np.array([lo, hi]), view.units.up) * to_m
     extents = bounds[1] - bounds[0]
     largest = float(extents.max())
     stated = "" if view.units.length else f" (the file states no unit; read as {_UNIT_NAMES.get(unit, unit)})"
