@@ -25,7 +25,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from provider_server import ProviderServer  # noqa: E402
+from meshforge.generation.testing import ProviderServer  # noqa: E402
 
 
 @contextlib.contextmanager

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-import httpx
 import pytest
 
 from meshforge import testing
@@ -13,8 +11,8 @@ from meshforge.asset import Inputs
 from meshforge.errors import InputError
 from meshforge.generation.client import Api, Limiter, retry_after_seconds
 from meshforge.generation.providers import ProviderError
-from meshforge.generation.store import MemoryJobStore, SqliteJobStore
-from provider_server import ProviderServer
+from meshforge.generation.pytest_plugin import http_client, photo, provider_server, run_provider_step  # noqa: F401
+from meshforge.generation.store import SqliteJobStore
 
 meshy = pytest.importorskip("meshforge_provider_meshy")
 tripo = pytest.importorskip("meshforge_provider_tripo")
@@ -33,57 +31,28 @@ STEPS = {
 }
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch):
-    with ProviderServer() as srv:
-        for key, value in srv.env().items():
-            monkeypatch.setenv(key, value)
-        yield srv
-
-
-@pytest.fixture
-def http():
-    with httpx.Client() as client:
-        yield client
-
-
-@pytest.fixture
-def photo(tmp_path: Path) -> Path:
-    from PIL import Image
-
-    path = tmp_path / "sku.png"
-    Image.new("RGB", (64, 48), (200, 120, 40)).save(path)
-    return path
-
-
 def step_of(module):
     return module.meshforge_generate_steps()[0]
 
 
 def generate(module, server, http, inputs, *, store=None, tmp_path=None, attempt=1, **params):
-    spec = step_of(module)
     provider = {"meshforge_provider_meshy": "meshy", "meshforge_provider_tripo": "tripo",
                 "meshforge_provider_3daistudio": "3daistudio", "meshforge_provider_stability": "stability",
                 "meshforge_provider_rest": "rest"}[module.__name__]
-    values = {**FAST, "base_url": server.base(provider), **params}
-    if provider == "rest":
-        values.setdefault("api_key_env", "REST_API_KEY")
-    p = testing.params_for(spec, values)
-    ctx = testing.step_context(spec, p, work_dir=tmp_path, http_factory=lambda: http,
-                               state=store if store is not None else MemoryJobStore(), attempt=attempt)
-    return spec.generate(inputs, p, ctx)
+    return run_provider_step(step_of(module), server, http, inputs, provider, store=store, work_dir=tmp_path,
+                             attempt=attempt, **{**FAST, **params})
 
 
 @pytest.mark.parametrize("name", sorted(STEPS))
-def test_each_provider_generates_a_glb_with_one_paid_submission(name, server, http, photo):
+def test_each_provider_generates_a_glb_with_one_paid_submission(name, provider_server, http_client, photo):
     module, provider = STEPS[name]
-    out = generate(module, server, http, Inputs(id="sku", images=(photo,)))
+    out = generate(module, provider_server, http_client, Inputs(id="sku", images=(photo,)))
     assert out is not None and out.data[:4] == b"glTF"
-    assert server.submissions[provider] == 1
+    assert provider_server.submissions[provider] == 1
     assert out.provenance["provider"] in (provider, "threedaistudio")
     assert out.provenance["submissions"] == 1
     if name != "stability":
-        assert out.provenance["job_id"] in server.tasks
+        assert out.provenance["job_id"] in provider_server.tasks
 
 
 def test_provider_steps_pass_the_plugin_contract():
@@ -91,139 +60,139 @@ def test_provider_steps_pass_the_plugin_contract():
         assert testing.check_plugin(module) == []
 
 
-def test_inputs_without_image_or_prompt_are_not_for_a_provider(server, http):
-    assert generate(meshy, server, http, Inputs(id="x")) is None
-    assert server.requests == []
+def test_inputs_without_image_or_prompt_are_not_for_a_provider(provider_server, http_client):
+    assert generate(meshy, provider_server, http_client, Inputs(id="x")) is None
+    assert provider_server.requests == []
 
 
-def test_429_with_retry_after_is_honoured_and_submits_once(server, http, photo):
-    server.inject("meshy", "submit", status=429, retry_after=1, body={"message": "RateLimitExceeded"})
-    out = generate(meshy, server, http, Inputs(id="sku", images=(photo,)))
-    assert server.count("meshy", "submit") == 2
-    assert server.submissions["meshy"] == 1
+def test_429_with_retry_after_is_honoured_and_submits_once(provider_server, http_client, photo):
+    provider_server.inject("meshy", "submit", status=429, retry_after=1, body={"message": "RateLimitExceeded"})
+    out = generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)))
+    assert provider_server.count("meshy", "submit") == 2
+    assert provider_server.submissions["meshy"] == 1
     assert out.provenance["retries"] >= 1
 
 
 
 
-def test_retry_after_is_honoured_exactly(server, http):
-    server.inject("rest", "submit", status=503, retry_after=1)
-    params = testing.params_for(step_of(rest), {**FAST, "base_url": server.base("rest")})
-    api = Api(http, rest.Rest(params), params, limiter=Limiter(1, 0), deadline=1e18, key=None)
-    server.require_auth = False
+def test_retry_after_is_honoured_exactly(provider_server, http_client):
+    provider_server.inject("rest", "submit", status=503, retry_after=1)
+    params = testing.params_for(step_of(rest), {**FAST, "base_url": provider_server.base("rest")})
+    api = Api(http_client, rest.Rest(params), params, limiter=Limiter(1, 0), deadline=1e18, key=None)
+    provider_server.require_auth = False
     answer = api.request("POST", "/jobs", phase="submit", json={"prompt": "x"})
-    assert answer["id"] in server.tasks
+    assert answer["id"] in provider_server.tasks
     assert api.stats.sleeps == [1.0]
 
 
-def test_poll_survives_5xx_malformed_json_and_a_slow_answer(server, http, photo):
-    server.polls_to_finish = 2
-    server.inject("tripo", "poll", status=500)
-    server.inject("tripo", "poll", kind="malformed")
-    server.inject("tripo", "poll", kind="slow", delay=2.5)  # longer than request_timeout_s below
-    out = generate(tripo, server, http, Inputs(id="sku", images=(photo,)), request_timeout_s=1.0)
+def test_poll_survives_5xx_malformed_json_and_a_slow_answer(provider_server, http_client, photo):
+    provider_server.polls_to_finish = 2
+    provider_server.inject("tripo", "poll", status=500)
+    provider_server.inject("tripo", "poll", kind="malformed")
+    provider_server.inject("tripo", "poll", kind="slow", delay=2.5)  # longer than request_timeout_s below
+    out = generate(tripo, provider_server, http_client, Inputs(id="sku", images=(photo,)), request_timeout_s=1.0)
     assert out.data[:4] == b"glTF"
-    assert server.submissions["tripo"] == 1
+    assert provider_server.submissions["tripo"] == 1
     assert out.provenance["retries"] >= 3
 
 
-def test_tripo_concurrency_code_2000_is_retried(server, http, photo):
-    server.inject("tripo", "submit", status=429, body={"code": 2000, "message": "concurrency limit"})
-    out = generate(tripo, server, http, Inputs(id="sku", images=(photo,)))
-    assert out is not None and server.submissions["tripo"] == 1
+def test_tripo_concurrency_code_2000_is_retried(provider_server, http_client, photo):
+    provider_server.inject("tripo", "submit", status=429, body={"code": 2000, "message": "concurrency limit"})
+    out = generate(tripo, provider_server, http_client, Inputs(id="sku", images=(photo,)))
+    assert out is not None and provider_server.submissions["tripo"] == 1
 
 
-def test_tripo_out_of_credits_fails_cleanly_without_retry(server, http, photo):
-    server.inject("tripo", "submit", status=403, body={"code": 2010, "message": "credits exhausted"})
+def test_tripo_out_of_credits_fails_cleanly_without_retry(provider_server, http_client, photo):
+    provider_server.inject("tripo", "submit", status=403, body={"code": 2010, "message": "credits exhausted"})
     with pytest.raises(InputError) as err:
-        generate(tripo, server, http, Inputs(id="sku", images=(photo,)))
+        generate(tripo, provider_server, http_client, Inputs(id="sku", images=(photo,)))
     assert err.value.code == "generation.rejected"
-    assert server.count("tripo", "submit") == 1
+    assert provider_server.count("tripo", "submit") == 1
 
 
-def test_a_lost_submit_answer_is_not_resent(server, http, photo):
-    server.inject("meshy", "submit", kind="drop")
+def test_a_lost_submit_answer_is_not_resent(provider_server, http_client, photo):
+    provider_server.inject("meshy", "submit", kind="drop")
     with pytest.raises(InputError) as err:
-        generate(meshy, server, http, Inputs(id="sku", images=(photo,)))
+        generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)))
     assert err.value.code == "generation.unavailable"
     assert "not resent" in err.value.reason
-    assert server.count("meshy", "submit") == 1
+    assert provider_server.count("meshy", "submit") == 1
 
 
-def test_truncated_download_is_retried(server, http, photo):
-    server.inject("meshy", "download", kind="truncated")
-    out = generate(meshy, server, http, Inputs(id="sku", images=(photo,)))
-    assert out.data == server.model
-    assert server.count("meshy", "download") == 2
+def test_truncated_download_is_retried(provider_server, http_client, photo):
+    provider_server.inject("meshy", "download", kind="truncated")
+    out = generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)))
+    assert out.data == provider_server.model
+    assert provider_server.count("meshy", "download") == 2
 
 
-def test_html_instead_of_a_model_fails_cleanly(server, http, photo):
-    server.inject("rest", "download", kind="html", times=10)
+def test_html_instead_of_a_model_fails_cleanly(provider_server, http_client, photo):
+    provider_server.inject("rest", "download", kind="html", times=10)
     with pytest.raises(InputError) as err:
-        generate(rest, server, http, Inputs(id="sku", images=(photo,)), max_retries=2)
+        generate(rest, provider_server, http_client, Inputs(id="sku", images=(photo,)), max_retries=2)
     assert err.value.code == "generation.bad_download"
     assert "HTML" in err.value.reason
-    assert server.submissions["rest"] == 1
+    assert provider_server.submissions["rest"] == 1
 
 
-def test_download_over_the_size_cap_is_refused(server, http, photo):
+def test_download_over_the_size_cap_is_refused(provider_server, http_client, photo):
     with pytest.raises(InputError) as err:
-        generate(meshy, server, http, Inputs(id="sku", images=(photo,)), max_download_mb=0.0001)
+        generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)), max_download_mb=0.0001)
     assert err.value.code == "generation.bad_download"
 
 
-def test_failed_task_is_a_clean_failure_and_can_be_resubmitted(server, http, photo):
-    server.fail_next_task("3daistudio", reason="could not segment the object")
+def test_failed_task_is_a_clean_failure_and_can_be_resubmitted(provider_server, http_client, photo):
+    provider_server.fail_next_task("3daistudio", reason="could not segment the object")
     with pytest.raises(InputError) as err:
-        generate(studio, server, http, Inputs(id="sku", images=(photo,)))
+        generate(studio, provider_server, http_client, Inputs(id="sku", images=(photo,)))
     assert err.value.code == "generation.failed"
     assert "could not segment" in err.value.reason
-    server.fail_next_task("3daistudio")
-    out = generate(studio, server, http, Inputs(id="sku2", images=(photo,)), resubmit_failed=1)
+    provider_server.fail_next_task("3daistudio")
+    out = generate(studio, provider_server, http_client, Inputs(id="sku2", images=(photo,)), resubmit_failed=1)
     assert out.provenance["submissions"] == 2
 
 
-def test_same_input_is_reused_and_force_submits_again(server, http, photo, tmp_path):
+def test_same_input_is_reused_and_force_submits_again(provider_server, http_client, photo, tmp_path):
     store = SqliteJobStore(tmp_path / "jobs.sqlite")
-    first = generate(meshy, server, http, Inputs(id="a", images=(photo,)), store=store)
-    again = generate(meshy, server, http, Inputs(id="b", images=(photo,)), store=store)
-    assert server.submissions["meshy"] == 1
+    first = generate(meshy, provider_server, http_client, Inputs(id="a", images=(photo,)), store=store)
+    again = generate(meshy, provider_server, http_client, Inputs(id="b", images=(photo,)), store=store)
+    assert provider_server.submissions["meshy"] == 1
     assert again.provenance["reused"] is True and again.data == first.data
-    forced = generate(meshy, server, http, Inputs(id="b", images=(photo,)), store=store, force=True)
-    assert server.submissions["meshy"] == 2 and forced.provenance["reused"] is False
-    regenerated = generate(meshy, server, http, Inputs(id="b", images=(photo,)), store=store, attempt=2)
-    assert server.submissions["meshy"] == 3 and regenerated.provenance["attempt"] == 2
+    forced = generate(meshy, provider_server, http_client, Inputs(id="b", images=(photo,)), store=store, force=True)
+    assert provider_server.submissions["meshy"] == 2 and forced.provenance["reused"] is False
+    regenerated = generate(meshy, provider_server, http_client, Inputs(id="b", images=(photo,)), store=store, attempt=2)
+    assert provider_server.submissions["meshy"] == 3 and regenerated.provenance["attempt"] == 2
 
 
-def test_a_restart_polls_the_persisted_job_instead_of_paying_again(server, http, photo, tmp_path):
+def test_a_restart_polls_the_persisted_job_instead_of_paying_again(provider_server, http_client, photo, tmp_path):
     store = SqliteJobStore(tmp_path / "jobs.sqlite")
-    server.task_seconds = 1.5
+    provider_server.task_seconds = 1.5
     with pytest.raises(InputError) as err:
-        generate(meshy, server, http, Inputs(id="sku", images=(photo,)), store=store, timeout_s=0.3)
+        generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)), store=store, timeout_s=0.3)
     assert err.value.code == "generation.timeout"
-    assert server.submissions["meshy"] == 1
+    assert provider_server.submissions["meshy"] == 1
     # "the process restarts": a new store object on the same file
-    out = generate(meshy, server, http, Inputs(id="sku", images=(photo,)), store=SqliteJobStore(tmp_path / "jobs.sqlite"))
-    assert server.submissions["meshy"] == 1
-    assert out.provenance["job_id"] in server.tasks and out.provenance["submissions"] == 1
+    out = generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)), store=SqliteJobStore(tmp_path / "jobs.sqlite"))
+    assert provider_server.submissions["meshy"] == 1
+    assert out.provenance["job_id"] in provider_server.tasks and out.provenance["submissions"] == 1
 
 
-def test_missing_key_and_wrong_key_fail_cleanly_without_leaking(server, http, photo, monkeypatch, caplog):
+def test_missing_key_and_wrong_key_fail_cleanly_without_leaking(provider_server, http_client, photo, monkeypatch, caplog):
     monkeypatch.delenv("MESHY_API_KEY")
     with pytest.raises(InputError) as err:
-        generate(meshy, server, http, Inputs(id="sku", images=(photo,)))
+        generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)))
     assert err.value.code == "generation.no_api_key" and "MESHY_API_KEY" in err.value.reason
     secret = "msy_super_secret_value"
     monkeypatch.setenv("MESHY_API_KEY", secret)
     with caplog.at_level(logging.DEBUG), pytest.raises(InputError) as err:
-        generate(meshy, server, http, Inputs(id="sku", images=(photo,)))
+        generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)))
     assert err.value.code == "generation.auth"
     assert secret not in str(err.value) and secret not in caplog.text
 
 
-def test_the_key_goes_only_to_the_provider_origin(http):
+def test_the_key_goes_only_to_the_provider_origin(http_client):
     params = testing.params_for(step_of(meshy), {"base_url": "https://api.example.test/openapi"})
-    api = Api(http, meshy.Meshy(params), params, limiter=Limiter(1, 0), deadline=1e18, key="k")
+    api = Api(http_client, meshy.Meshy(params), params, limiter=Limiter(1, 0), deadline=1e18, key="k")
     assert api._headers("https://api.example.test/openapi/v1/x", None) == {"Authorization": "Bearer k"}
     assert api._headers("https://cdn.example-bucket.test/model.glb?sig=1", None) == {}
 
@@ -268,19 +237,19 @@ def test_provider_error_classes():
         raise p.error_from(400, {"message": "bad image"})
 
 
-def test_the_same_input_started_twice_at_once_is_submitted_once(server, http, photo, tmp_path):
+def test_the_same_input_started_twice_at_once_is_submitted_once(provider_server, http_client, photo, tmp_path):
     import threading
 
-    server.task_seconds = 0.3
+    provider_server.task_seconds = 0.3
     store = SqliteJobStore(tmp_path / "jobs.sqlite")
     results = []
     threads = [threading.Thread(target=lambda i=i: results.append(
-        generate(meshy, server, http, Inputs(id=f"dup{i}", images=(photo,)), store=store))) for i in range(3)]
+        generate(meshy, provider_server, http_client, Inputs(id=f"dup{i}", images=(photo,)), store=store))) for i in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(results) == 3 and server.submissions["meshy"] == 1
+    assert len(results) == 3 and provider_server.submissions["meshy"] == 1
     assert sorted(r.provenance["reused"] for r in results) == [False, True, True]
 
 

@@ -11,28 +11,20 @@ import pytest
 
 import meshforge
 from meshforge import Engine
+from meshforge.generation.pytest_plugin import provider_server  # noqa: F401
 from meshforge.generation.store import MemoryJobStore, SqliteJobStore
 from meshforge.types import Severity, ValidateStep
-from provider_server import ProviderServer
 
 meshy = pytest.importorskip("meshforge_provider_meshy")
 PHOTO = "gltf/glTF-Transform/BoxTextured_glTF/CesiumLogoFlat.png"
 FAST = ["provider.poll_initial_s=0.02", "provider.poll_max_s=0.05", "provider.backoff_s=0.01", "provider.requests_per_s=0.0"]
 
 
-@pytest.fixture
-def server(monkeypatch):
-    with ProviderServer() as srv:
-        for key, value in srv.env().items():
-            monkeypatch.setenv(key, value)
-        yield srv
-
-
 @pytest.mark.referee
-def test_photo_to_storefront_glb_against_the_local_provider(server, corpus, tmp_path):
+def test_photo_to_storefront_glb_against_the_local_provider(provider_server, corpus, tmp_path):
     from referees import gltf_validator
 
-    overrides = [f"provider.base_url={server.base('meshy')}", *FAST]
+    overrides = [f"provider.base_url={provider_server.base('meshy')}", *FAST]
     with Engine("image-to-glb", overrides=overrides) as engine:
         report = engine.run(corpus / PHOTO, out_dir=tmp_path, metadata={"title": "Cesium crate"},
                             state=SqliteJobStore(tmp_path / "jobs.sqlite"))
@@ -41,12 +33,12 @@ def test_photo_to_storefront_glb_against_the_local_provider(server, corpus, tmp_
     assert gltf_validator(glb)["issues"]["numErrors"] == 0
     (attempt,) = report.attempts
     assert attempt["provenance"]["provider"] == "meshy" and attempt["provenance"]["cost"]["unit"] == "credits"
-    assert attempt["provenance"]["job_id"] in server.tasks and server.submissions["meshy"] == 1
+    assert attempt["provenance"]["job_id"] in provider_server.tasks and provider_server.submissions["meshy"] == 1
     # the request carried the *normalized* image (PNG data URI, padded square), not the original file
-    task = server.tasks[attempt["provenance"]["job_id"]]
+    task = provider_server.tasks[attempt["provenance"]["job_id"]]
     assert task.body["image_url"].startswith("data:image/png;base64,")
     dumped = json.dumps(report.to_dict(), default=str)
-    assert server.keys["meshy"] not in dumped
+    assert provider_server.keys["meshy"] not in dumped
 
 
 class Flaky:
@@ -63,11 +55,11 @@ class Flaky:
         return [ValidateStep(name="test.flaky", summary="fails attempt 1", codes=("test.ugly",), check=check)]
 
 
-def test_an_unacceptable_result_is_regenerated_and_every_attempt_is_recorded(server, corpus):
+def test_an_unacceptable_result_is_regenerated_and_every_attempt_is_recorded(provider_server, corpus):
     profile = {
         "name": "regen",
         "chain": {"generate": ["provider"], "validate": ["flaky"]},
-        "steps": {"provider": {"uses": "meshy.generate", "base_url": server.base("meshy"), "poll_initial_s": 0.02,
+        "steps": {"provider": {"uses": "meshy.generate", "base_url": provider_server.base("meshy"), "poll_initial_s": 0.02,
                                "backoff_s": 0.01, "requests_per_s": 0.0},
                   "flaky": {"uses": "test.flaky"}},
         "run": {"regenerate_attempts": 2, "regenerate_on": ["test.ugly"]},
@@ -79,13 +71,13 @@ def test_an_unacceptable_result_is_regenerated_and_every_attempt_is_recorded(ser
     first, second = (a["provenance"] for a in report.attempts)
     assert first["job_id"] != second["job_id"] and (first["attempt"], second["attempt"]) == (1, 2)
     assert first["cost"]["amount"] == second["cost"]["amount"] == 30
-    assert server.submissions["meshy"] == 2
+    assert provider_server.submissions["meshy"] == 2
 
 
-def test_provider_failure_is_an_unusable_report_not_a_crash(server, corpus):
-    server.inject("meshy", "download", kind="html", times=20)
+def test_provider_failure_is_an_unusable_report_not_a_crash(provider_server, corpus):
+    provider_server.inject("meshy", "download", kind="html", times=20)
     profile = {"name": "x", "chain": {"generate": ["provider"]},
-               "steps": {"provider": {"uses": "meshy.generate", "base_url": server.base("meshy"), "max_retries": 1,
+               "steps": {"provider": {"uses": "meshy.generate", "base_url": provider_server.base("meshy"), "max_retries": 1,
                                       "poll_initial_s": 0.02, "backoff_s": 0.01}}}
     report = Engine(profile, plugins=[meshy], entry_points=False).run(corpus / PHOTO, state=MemoryJobStore())
     assert str(report.status) == "unusable" and report.exit_code == 2

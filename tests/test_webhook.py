@@ -17,8 +17,8 @@ from meshforge import testing
 from meshforge.asset import Inputs
 from meshforge.errors import InputError
 from meshforge.generation.store import SqliteJobStore
+from meshforge.generation.testing import ProviderServer
 from meshforge.generation.webhook import SignatureError, Verifier, WebhookReceiver, make_server, sign
-from provider_server import ProviderServer
 
 rest = pytest.importorskip("meshforge_provider_rest")
 SECRET = "whsec-test-0123456789"
