@@ -261,3 +261,17 @@ def test_sqlite_claim_lets_one_process_submit(tmp_path):
     a.save("k", {"state": "failed"})
     assert b.claim("k", {"state": "prepared"}) is True
     assert a.claim("k", {"state": "prepared"}, stale_s=-1) is True  # a stale "prepared" is taken over
+
+
+def test_adapter_helpers_shared_by_the_provider_distributions():
+    from meshforge.generation.providers import number, url_format
+
+    assert url_format("https://cdn.test/m/model.OBJ?sig=a.b") == "obj"
+    assert url_format("https://cdn.test/m/model?sig=a.b") == "glb"  # a dot in the query names no format
+    assert number(42) == 42.0 and number("42") is None and number(None) is None
+    handle = meshy.Meshy(meshy.MeshyParams()).handle("t-1", "no id", kind="text")
+    assert (handle.provider, handle.job_id, dict(handle.extra)) == ("meshy", "t-1", {"kind": "text"})
+    for missing in (None, ""):
+        with pytest.raises(ProviderError, match="no id") as err:
+            tripo.Tripo(tripo.TripoParams()).handle(missing, "no id")
+        assert err.value.retryable is False and err.value.code == "generation.unavailable"

@@ -180,6 +180,12 @@ class Provider:
 
     # --- shared ------------------------------------------------------------------------------
 
+    def handle(self, job_id: Any, missing: str, **extra: str) -> JobHandle:
+        """The handle of the job a submit answer names; ``ProviderError(missing)`` when it names none."""
+        if job_id in (None, ""):
+            raise ProviderError(missing, retryable=False)
+        return JobHandle(provider=self.name, job_id=str(job_id), extra=extra)
+
     @property
     def base_url(self) -> str:
         return (getattr(self.params, "base_url", "") or self.default_base_url).rstrip("/")
@@ -201,6 +207,17 @@ def _message(body: Any) -> str:
     if isinstance(body, str):
         return " ".join(body.split())[:200]
     return ""
+
+
+def number(value: Any) -> float | None:
+    """A JSON number (progress, ETA) as a float; None for anything else (absent, null, text)."""
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def url_format(url: str, default: str = "glb") -> str:
+    """The model format a download URL names by its extension (query ignored), else ``default``."""
+    name = url.rsplit("/", 1)[-1].split("?")[0]
+    return name.rsplit(".", 1)[-1].lower() if "." in name else default
 
 
 def dig(obj: Any, path: str, default: Any = None) -> Any:
@@ -228,4 +245,6 @@ __all__ = [
     "ProviderError",
     "ProviderParams",
     "dig",
+    "number",
+    "url_format",
 ]

@@ -1,4 +1,8 @@
-"""A provider adapter -> a generate step. Provider distributions call :func:`provider_step` and are done.
+"""A provider adapter -> a generate step. Provider distributions import what they need from here::
+
+    from meshforge.generation.step import GenerationRequest, JobHandle, JobStatus, Provider, ProviderParams, provider_hook
+
+    meshforge_generate_steps = provider_hook(Meshy, name="meshy.generate", params=MeshyParams, summary="...")
 
 The step builds a :class:`GenerationRequest` from the (preprocessed) inputs, finds the job store
 (``ctx.state`` when the caller passes one, else ``params.store``, ``$MESHFORGE_JOB_STORE`` or a store
@@ -12,6 +16,7 @@ from __future__ import annotations
 import mimetypes
 import os
 from dataclasses import fields
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +25,21 @@ from meshforge.context import StepContext
 from meshforge.errors import InputError
 from meshforge.generation.client import JobRunner
 from meshforge.generation.fingerprint import bytes_digest, input_fingerprint, job_key
-from meshforge.generation.providers import GenerationRequest, ImageRef, Provider, ProviderError, ProviderParams
+from meshforge.generation.providers import (
+    GenerationRequest,
+    ImageRef,
+    JobHandle,
+    JobStatus,
+    OutputRef,
+    Provider,
+    ProviderError,
+    ProviderParams,
+    dig,
+    number,
+    url_format,
+)
 from meshforge.generation.store import JobStore, SqliteJobStore, is_job_store
+from meshforge.hookspecs import hookimpl
 from meshforge.types import Generated, GenerateStep
 
 STORE_ENV = "MESHFORGE_JOB_STORE"
@@ -113,4 +131,33 @@ def provider_step(provider_cls: type[Provider], *, name: str, summary: str,
     return GenerateStep(name=name, summary=summary, params=params, requires=requires, generate=generate)
 
 
-__all__ = ["STORE_ENV", "provider_step", "request_from_inputs", "resolve_store", "run_provider"]
+def provider_hook(provider_cls: type[Provider], *, name: str, summary: str,
+                  params: type[ProviderParams] = ProviderParams, requires: tuple[str, ...] = ()) -> Callable[[], list[GenerateStep]]:
+    """A distribution's whole hook: ``meshforge_generate_steps = provider_hook(Adapter, name=..., summary=...)``."""
+
+    @hookimpl
+    def meshforge_generate_steps() -> list[GenerateStep]:
+        return [provider_step(provider_cls, name=name, summary=summary, params=params, requires=requires)]
+
+    return meshforge_generate_steps
+
+
+__all__ = [  # the step machinery, and the adapter API provider distributions import from here
+    "STORE_ENV",
+    "GenerationRequest",
+    "ImageRef",
+    "JobHandle",
+    "JobStatus",
+    "OutputRef",
+    "Provider",
+    "ProviderError",
+    "ProviderParams",
+    "dig",
+    "number",
+    "provider_hook",
+    "provider_step",
+    "request_from_inputs",
+    "resolve_store",
+    "run_provider",
+    "url_format",
+]

@@ -13,17 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import meshforge
-from meshforge.generation.providers import (
-    GenerationRequest,
-    JobHandle,
-    JobStatus,
-    OutputRef,
-    Provider,
-    ProviderError,
-    ProviderParams,
-)
-from meshforge.generation.step import provider_step
+from meshforge.generation.step import (GenerationRequest, JobHandle, JobStatus, OutputRef, Provider, ProviderError,
+                                       ProviderParams, number, provider_hook, url_format)
 from meshforge.params import field
 
 __version__ = "0.1.0"
@@ -56,10 +47,8 @@ class Studio(Provider):
         else:
             body["prompt"] = req.prompt
         answer = api.request("POST", self.params.endpoint, phase="submit", json=body)
-        task_id = answer.get("task_id") if isinstance(answer, Mapping) else None
-        if not task_id:
-            raise ProviderError("3D AI Studio answered without a task id", retryable=False)
-        return JobHandle(provider=self.name, job_id=str(task_id))
+        return self.handle(answer.get("task_id") if isinstance(answer, Mapping) else None,
+                           "3D AI Studio answered without a task id")
 
     def poll(self, handle: JobHandle, api: Any) -> JobStatus:
         answer = api.request("GET", f"/v1/generation-request/{handle.job_id}/status/", phase="poll")
@@ -71,18 +60,14 @@ class Studio(Provider):
             if isinstance(result, Mapping):
                 url = result.get("asset_url") or result.get("asset")
                 if isinstance(url, str) and url and result.get("asset_type", "3D_MODEL") == "3D_MODEL":
-                    outputs.append(OutputRef(format=url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower() if "." in url.rsplit("/", 1)[-1] else "glb", url=url))
-        progress = answer.get("progress")
+                    outputs.append(OutputRef(format=url_format(url), url=url))
         return JobStatus(state=STATES.get(raw, "running"), raw_state=raw, outputs=tuple(outputs),  # type: ignore[arg-type]
-                         error=answer.get("failure_reason") or None,
-                         progress=float(progress) if isinstance(progress, (int, float)) else None)
+                         error=answer.get("failure_reason") or None, progress=number(answer.get("progress")))
 
     def cost(self, req: GenerationRequest) -> dict[str, Any]:
         # Hunyuan Rapid 35 credits, +20 with PBR (third-party skill file, PROVIDERS.md 2.3).
         return {"amount": 35 + (20 if self.params.enable_pbr else 0), "unit": "credits", "estimated": True}
 
 
-@meshforge.hookimpl
-def meshforge_generate_steps() -> list[Any]:
-    return [provider_step(Studio, name="threedaistudio.generate", params=StudioParams,
-                          summary="3D AI Studio (Hunyuan3D and others): base64 JSON in, task id, poll, GLB URL")]
+meshforge_generate_steps = provider_hook(Studio, name="threedaistudio.generate", params=StudioParams,
+                                          summary="3D AI Studio (Hunyuan3D and others): base64 JSON in, task id, poll, GLB URL")

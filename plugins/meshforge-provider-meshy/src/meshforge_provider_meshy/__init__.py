@@ -12,16 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import meshforge
-from meshforge.generation.providers import (
-    GenerationRequest,
-    JobHandle,
-    JobStatus,
-    OutputRef,
-    Provider,
-    ProviderParams,
-)
-from meshforge.generation.step import provider_step
+from meshforge.generation.step import (GenerationRequest, JobHandle, JobStatus, OutputRef, Provider, ProviderParams,
+                                       number, provider_hook)
 from meshforge.params import field
 
 __version__ = "0.1.0"
@@ -63,12 +55,8 @@ class Meshy(Provider):
                     "topology": opts.get("topology"), "target_polycount": opts.get("target_polycount")}
             answer = api.request("POST", "/v2/text-to-3d", phase="submit", json=body)
             kind = "text"
-        task_id = answer.get("result") if isinstance(answer, Mapping) else None
-        if not task_id:
-            from meshforge.generation.providers import ProviderError
-
-            raise ProviderError("Meshy answered without a task id", retryable=False, code="generation.unavailable")
-        return JobHandle(provider=self.name, job_id=str(task_id), extra={"kind": kind})
+        return self.handle(answer.get("result") if isinstance(answer, Mapping) else None, "Meshy answered without a task id",
+                           kind=kind)
 
     def poll(self, handle: JobHandle, api: Any) -> JobStatus:
         path = "/v1/image-to-3d/" if handle.extra.get("kind", "image") == "image" else "/v2/text-to-3d/"
@@ -81,9 +69,8 @@ class Meshy(Provider):
         urls = task.get("model_urls") or {}
         outputs = tuple(OutputRef(format=fmt, url=url) for fmt, url in urls.items() if isinstance(url, str) and url and fmt in ("glb", "obj", "fbx", "usdz", "stl"))
         error = (task.get("task_error") or {}).get("message") if isinstance(task.get("task_error"), Mapping) else None
-        progress = task.get("progress")
         return JobStatus(state=STATES.get(raw, "running"), raw_state=raw, outputs=outputs, error=error or None,  # type: ignore[arg-type]
-                         progress=float(progress) if isinstance(progress, (int, float)) else None)
+                         progress=number(task.get("progress")))
 
     def parse_webhook(self, payload: Mapping[str, Any]) -> tuple[str, JobStatus] | None:
         if "id" not in payload or "status" not in payload:
@@ -96,7 +83,5 @@ class Meshy(Provider):
         return {"amount": amount, "unit": "credits", "estimated": True}
 
 
-@meshforge.hookimpl
-def meshforge_generate_steps() -> list[Any]:
-    return [provider_step(Meshy, name="meshy.generate", params=MeshyParams,
-                          summary="Meshy image-to-3D / text-to-3D (async job API, polling or webhook)")]
+meshforge_generate_steps = provider_hook(Meshy, name="meshy.generate", params=MeshyParams,
+                                          summary="Meshy image-to-3D / text-to-3D (async job API, polling or webhook)")

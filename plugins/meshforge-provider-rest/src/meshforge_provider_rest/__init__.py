@@ -12,18 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import meshforge
-from meshforge.generation.providers import (
-    GenerationRequest,
-    JobHandle,
-    JobStatus,
-    OutputRef,
-    Provider,
-    ProviderError,
-    ProviderParams,
-    dig,
-)
-from meshforge.generation.step import provider_step
+from meshforge.generation.step import (GenerationRequest, JobHandle, JobStatus, OutputRef, Provider, ProviderError,
+                                       ProviderParams, dig, number, provider_hook, url_format)
 from meshforge.params import field
 
 __version__ = "0.1.0"
@@ -93,10 +83,7 @@ class Rest(Provider):
             if req.prompt:
                 body[p.prompt_field] = req.prompt
             answer = api.request("POST", p.submit_path, phase="submit", json=body)
-        job_id = dig(answer, p.id_path)
-        if job_id in (None, ""):
-            raise ProviderError(f"the service answered without a job id at {p.id_path!r}", retryable=False)
-        return JobHandle(provider=self.name, job_id=str(job_id))
+        return self.handle(dig(answer, p.id_path), f"the service answered without a job id at {p.id_path!r}")
 
     def status_of(self, answer: Any) -> JobStatus:
         if not isinstance(answer, Mapping):
@@ -105,13 +92,9 @@ class Rest(Provider):
         raw = str(dig(answer, p.state_path, ""))
         state = self._states().get(raw.lower(), "running")
         url = dig(answer, p.model_url_path)
-        progress = dig(answer, p.progress_path)
         error = dig(answer, p.error_path)
-        fmt = "glb"
-        if isinstance(url, str) and "." in url.rsplit("/", 1)[-1].split("?")[0]:
-            fmt = url.rsplit("/", 1)[-1].split("?")[0].rsplit(".", 1)[-1].lower()
-        return JobStatus(state=state, raw_state=raw, progress=float(progress) if isinstance(progress, (int, float)) else None,  # type: ignore[arg-type]
-                         outputs=(OutputRef(format=fmt, url=url),) if isinstance(url, str) and url else (),
+        return JobStatus(state=state, raw_state=raw, progress=number(dig(answer, p.progress_path)),  # type: ignore[arg-type]
+                         outputs=(OutputRef(format=url_format(url), url=url),) if isinstance(url, str) and url else (),
                          error=str(error) if error else None)
 
     def poll(self, handle: JobHandle, api: Any) -> JobStatus:
@@ -128,7 +111,5 @@ class Rest(Provider):
         return {"amount": c, "unit": "credits"} if c >= 0 else None
 
 
-@meshforge.hookimpl
-def meshforge_generate_steps() -> list[Any]:
-    return [provider_step(Rest, name="rest.generate", params=RestParams,
-                          summary="any JSON job API: configurable paths, transport, state words (in-house services)")]
+meshforge_generate_steps = provider_hook(Rest, name="rest.generate", params=RestParams,
+                                          summary="any JSON job API: configurable paths, transport, state words (in-house services)")

@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import meshforge
-from meshforge.generation.providers import GenerationRequest, JobStatus, OutputRef, Provider, ProviderParams
-from meshforge.generation.step import provider_step
+from meshforge.generation.step import GenerationRequest, JobStatus, OutputRef, Provider, ProviderParams, provider_hook
 from meshforge.params import field
 
 __version__ = "0.1.0"
@@ -54,7 +52,5 @@ class Stability(Provider):
                          outputs=(OutputRef(format="glb", data=response.content),))
 
 
-@meshforge.hookimpl
-def meshforge_generate_steps() -> list[Any]:
-    return [provider_step(Stability, name="stability.fast3d", params=StabilityParams,
-                          summary="Stability Stable Fast 3D: one synchronous multipart call, GLB back")]
+meshforge_generate_steps = provider_hook(Stability, name="stability.fast3d", params=StabilityParams,
+                                          summary="Stability Stable Fast 3D: one synchronous multipart call, GLB back")

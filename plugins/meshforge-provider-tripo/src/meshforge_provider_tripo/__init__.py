@@ -13,18 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import meshforge
-from meshforge.generation.providers import (
-    GenerationRequest,
-    JobHandle,
-    JobStatus,
-    OutputRef,
-    Provider,
-    ProviderError,
-    ProviderParams,
-    dig,
-)
-from meshforge.generation.step import provider_step
+from meshforge.generation.step import (GenerationRequest, JobHandle, JobStatus, OutputRef, Provider, ProviderError,
+                                       ProviderParams, dig, number, provider_hook)
 from meshforge.params import field
 
 __version__ = "0.1.0"
@@ -95,20 +85,16 @@ class Tripo(Provider):
         else:
             body = {"type": "text_to_model", "prompt": req.prompt, **opts}
         data = self._data(api.request("POST", "/task", phase="submit", json=body))
-        if not data.get("task_id"):
-            raise ProviderError("Tripo answered without a task id", retryable=False)
-        return JobHandle(provider=self.name, job_id=str(data["task_id"]))
+        return self.handle(data.get("task_id"), "Tripo answered without a task id")
 
     def poll(self, handle: JobHandle, api: Any) -> JobStatus:
         data = self._data(api.request("GET", f"/task/{handle.job_id}", phase="poll"))
         raw = str(data.get("status", ""))
         outputs = tuple(OutputRef(format="glb", url=url) for key in ("pbr_model", "model", "base_model")
                         if isinstance(url := dig(data, f"output.{key}"), str) and url)
-        eta = data.get("running_left_time")
-        progress = data.get("progress")
+        eta = number(data.get("running_left_time"))
         return JobStatus(state=STATES.get(raw, "running"), raw_state=raw, outputs=outputs[:1],  # type: ignore[arg-type]
-                         eta_s=float(eta) if isinstance(eta, (int, float)) and eta > 0 else None,
-                         progress=float(progress) if isinstance(progress, (int, float)) else None,
+                         eta_s=eta if eta is not None and eta > 0 else None, progress=number(data.get("progress")),
                          error=("content policy" if raw == "banned" else None))
 
     def cost(self, req: GenerationRequest) -> dict[str, Any]:
@@ -118,7 +104,5 @@ class Tripo(Provider):
         return {"amount": amount, "unit": "credits", "usd": amount / 100, "estimated": True}
 
 
-@meshforge.hookimpl
-def meshforge_generate_steps() -> list[Any]:
-    return [provider_step(Tripo, name="tripo.generate", params=TripoParams,
-                          summary="Tripo image-to-model / text-to-model (upload, task, poll with Tripo's ETA hint)")]
+meshforge_generate_steps = provider_hook(Tripo, name="tripo.generate", params=TripoParams,
+                                          summary="Tripo image-to-model / text-to-model (upload, task, poll with Tripo's ETA hint)")
