@@ -139,19 +139,27 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
-class Api:
+class _ProviderWork:
+    """What a job's HTTP calls and its runner both hold: the provider, its params, the client, a logger, a sleep."""
+
+    def __init__(self, provider: Provider, params: Any, http: httpx.Client, logger: logging.Logger | None,
+                 sleep: Callable[[float], None]) -> None:
+        self.provider = provider
+        self.params = params
+        self.http = http
+        self.log = logger or log
+        self._sleep = sleep
+
+
+class Api(_ProviderWork):
     """HTTP for one job against one provider: auth, timeouts, retries, pacing. Keys never leave here."""
 
     def __init__(self, http: httpx.Client, provider: Provider, params: Any, *, limiter: Limiter, deadline: float,
                  key: str | None, logger: logging.Logger | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.http = http
-        self.provider = provider
-        self.params = params
+        super().__init__(provider, params, http, logger, sleep)
         self.limiter = limiter
         self.deadline = deadline
         self._key = key
-        self.log = logger or log
-        self._sleep = sleep
         self.stats = Stats()
         self.base_url = provider.base_url
         self._origin = _origin(self.base_url)
@@ -181,6 +189,15 @@ class Api:
             raise ProviderError("the job's deadline passed while retrying", retryable=False, code="generation.timeout")
         return delay
 
+    def _pause(self, retry: int, last: ProviderError | None, phase: str | None = None) -> None:
+        """Back off before try ``retry`` (1 = the first retry) and count it; ``phase`` logs the retry."""
+        delay = self._backoff(retry - 1, last.retry_after if last else None)
+        self.stats.retries += 1
+        self.stats.sleeps.append(delay)
+        if phase is not None:
+            self.log.info("%s %s: retry %d in %.2f s (%s)", self.provider.name, phase, retry, delay, last)
+        self._sleep(delay)
+
     def request(self, method: str, path: str, *, phase: str, headers: dict[str, str] | None = None,
                 parse: bool = True, **kwargs: Any) -> Any:
         """One API call with retries. Returns parsed JSON (``parse``) or the response.
@@ -191,11 +208,7 @@ class Api:
         last: ProviderError | None = None
         for retry in range(int(self.params.max_retries) + 1):
             if retry:
-                delay = self._backoff(retry - 1, last.retry_after if last else None)
-                self.stats.retries += 1
-                self.stats.sleeps.append(delay)
-                self.log.info("%s %s: retry %d in %.2f s (%s)", self.provider.name, phase, retry, delay, last)
-                self._sleep(delay)
+                self._pause(retry, last, phase)
             if time.monotonic() > self.deadline:
                 raise ProviderError("the job's deadline passed", retryable=False, code="generation.timeout")
             self.limiter.pace()
@@ -247,10 +260,7 @@ class Api:
         last: ProviderError | None = None
         for retry in range(int(self.params.max_retries) + 1):
             if retry:
-                delay = self._backoff(retry - 1, last.retry_after if last else None)
-                self.stats.retries += 1
-                self.stats.sleeps.append(delay)
-                self._sleep(delay)
+                self._pause(retry, last)
             self.stats.requests += 1
             try:
                 with self.http.stream("GET", ref.url, headers=self._headers(ref.url, None), timeout=self._timeout(),
@@ -329,21 +339,17 @@ class JobResult:
     provenance: dict[str, Any]
 
 
-class JobRunner:
+class JobRunner(_ProviderWork):
     """Runs one generation job through the state machine, persisting every transition."""
 
     def __init__(self, provider: Provider, params: Any, *, http: httpx.Client, store: JobStore, key: str,
                  models_dir: Path, logger: logging.Logger | None = None, attempt: int = 1,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.provider = provider
-        self.params = params
-        self.http = http
+        super().__init__(provider, params, http, logger, sleep)
         self.store = store
         self.key = key
         self.models_dir = models_dir
-        self.log = logger or log
         self.attempt = attempt
-        self._sleep = sleep
         self.limiter = limiter_for(provider.name, provider.base_url, params.concurrency, params.requests_per_s)
 
     def _save(self, record: dict[str, Any], **changes: Any) -> dict[str, Any]:
