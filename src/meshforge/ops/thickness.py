@@ -28,18 +28,25 @@ def inward_thickness(
     offset: float,
     backend: str = "auto",
     outward: bool = True,
+    normals: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str]:
     """Distance from each face in ``face_ids`` to the surface behind it, and the backend used.
 
     ``outward=False`` says the normals point inward (an inverted mesh): rays then follow them.
+    ``normals`` are the unit normals of ``face_ids`` when the caller has them. ``faces`` must not
+    touch non-finite vertices.
     """
     v = np.asarray(vertices, dtype=np.float64)
-    # Embree works in float32: a part placed at x = 110 mm has a resolution of ~8e-6 mm there, coarser
-    # than the ray offset, so rays would start on their own face. Centre the part first.
-    v = v - (v.min(axis=0) + v.max(axis=0)) / 2.0
     f = np.asarray(faces, dtype=np.int64)
-    tri = v[f[face_ids]]
-    normals, _ = face_normals(tri)
+    # Embree works in float32: a part placed at x = 110 mm has a resolution of ~8e-6 mm there, coarser
+    # than the ray offset, so rays would start on their own face. Centre the part first (on the
+    # finite vertices: a NaN vertex no face uses must not turn every coordinate into NaN).
+    with np.errstate(invalid="ignore"):
+        centre = (np.nanmin(v, axis=0) + np.nanmax(v, axis=0)) / 2.0 if len(v) else np.zeros(3)
+    centre = np.nan_to_num(centre, nan=0.0, posinf=0.0, neginf=0.0)
+    tri = v[f[face_ids]] - centre
+    if normals is None:
+        normals, _ = face_normals(tri)
     if not outward:
         normals = -normals
     origins = tri.mean(axis=1) - normals * offset
@@ -51,16 +58,21 @@ def inward_thickness(
             if backend == "open3d":
                 raise
         else:
-            return _open3d(v, f, origins, dirs) + offset, "open3d"
-    return _trimesh(v, f, origins, dirs) + offset, "trimesh"
+            return _open3d(v, f, centre, origins, dirs) + offset, "open3d"
+    return _trimesh(v - centre, f, origins, dirs) + offset, "trimesh"
 
 
-def _open3d(v: np.ndarray, f: np.ndarray, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+def _open3d(v: np.ndarray, f: np.ndarray, centre: np.ndarray, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
     import open3d as o3d
 
     scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(v.astype(np.float32)), o3d.core.Tensor(f.astype(np.uint32)))
-    rays = np.hstack([origins, dirs]).astype(np.float32)
+    v32 = np.empty(v.shape, dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        np.subtract(v, centre, out=v32, casting="unsafe")  # centred float32 in one pass, no float64 copy
+    scene.add_triangles(o3d.core.Tensor(v32), o3d.core.Tensor(f.astype(np.uint32)))
+    rays = np.empty((len(origins), 6), dtype=np.float32)
+    rays[:, :3] = origins
+    rays[:, 3:] = dirs
     t = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().astype(np.float64)
     t[~np.isfinite(t)] = np.inf
     return t

@@ -59,14 +59,20 @@ def weld(vertices: np.ndarray, tolerance: float = 0.0) -> tuple[np.ndarray, int]
 
     Tolerance welding rounds to a grid twice (the second grid offset by half a cell) so points
     straddling a grid line still merge. Non-finite vertices map to -1.
+
+    Exact welding first hashes each vertex's bits into one uint64 and sorts that (one 1-D sort
+    instead of a three-key float lexsort); readers that already welded (the STL reader does) give
+    distinct hashes and keep their own numbering. Equal hashes of different rows fall back to the
+    lexsort, so the answer is always exact.
     """
     v = np.asarray(vertices, dtype=np.float64)
     n = len(v)
     finite = np.isfinite(v).all(axis=1)
+    all_finite = bool(finite.all())
     ids = np.full(n, -1, dtype=np.int64)
     if not finite.any():
         return ids, 0
-    fv = v[finite]
+    fv = v if all_finite else v[finite]
     if tolerance > 0:
         rep, count = _group_rows(np.round(fv / tolerance).astype(np.int64))
         # representative position of each group (first member), regrouped on an offset grid
@@ -75,9 +81,48 @@ def weld(vertices: np.ndarray, tolerance: float = 0.0) -> tuple[np.ndarray, int]
         rep2, count = _group_rows(np.round(fv[first] / tolerance + 0.5).astype(np.int64))
         rep = rep2[rep]
     else:
-        rep, count = _group_rows(fv)
+        rep, count = _exact_groups(fv)
     ids[finite] = rep
     return ids, count
+
+
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer (in place on a fresh array)."""
+    x ^= x >> np.uint64(30)
+    x *= _MIX1
+    x ^= x >> np.uint64(27)
+    x *= _MIX2
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def _exact_groups(fv: np.ndarray) -> tuple[np.ndarray, int]:
+    """Labels of bit-equal rows of finite float64 ``fv`` (-0.0 equals 0.0)."""
+    if len(fv) == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    bits = np.ascontiguousarray(fv + 0.0).view(np.uint64)  # + 0.0 folds -0.0 into 0.0
+    h = _mix(bits[:, 0].copy())
+    h ^= bits[:, 1]
+    h = _mix(h)
+    h ^= bits[:, 2]
+    h = _mix(h)
+    order = np.argsort(h)
+    hs = h[order]
+    same = hs[1:] == hs[:-1]
+    if not same.any():  # all distinct: keep the caller's numbering
+        return np.arange(len(fv), dtype=np.int64), len(fv)
+    pos = np.flatnonzero(same)
+    if (bits[order[pos]] != bits[order[pos + 1]]).any():  # a hash collision: exact lexsort
+        return _group_rows(fv + 0.0)
+    new = np.empty(len(h), dtype=bool)
+    new[0] = True
+    np.logical_not(same, out=new[1:])
+    labels = np.empty(len(h), dtype=np.int64)
+    labels[order] = np.cumsum(new) - 1
+    return labels, int(new.sum())
 
 
 def _group_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
@@ -114,17 +159,59 @@ def signed_volumes(triangles: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0
 
 
-def volumes_and_areas(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Signed tetra volumes (about the vertices' centroid) and areas from one cross product.
+@dataclass(frozen=True, eq=False)
+class FaceGeometry:
+    """Per-face cross products of one mesh, computed once and shared by the checks.
+
+    ``cross`` is (b - a) x (c - a) (twice the area, along the normal), ``norm`` its length and
+    ``vol6`` six times the signed volume of the tetrahedron (centroid, a, b, c). Faces on
+    non-finite vertices hold NaN.
+    """
+
+    cross: np.ndarray  # (n, 3) float64
+    norm: np.ndarray  # (n,)
+    vol6: np.ndarray  # (n,)
+
+    @property
+    def area(self) -> np.ndarray:
+        return 0.5 * self.norm
+
+    def normals(self, ids: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Unit normals (zero for degenerate faces) of the faces ``ids``."""
+        c, n = self.cross[ids], self.norm[ids]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where((n > 0)[:, None], c / np.where(n > 0, n, 1.0)[:, None], 0.0)
+
+
+def face_geometry(vertices: np.ndarray, faces: np.ndarray) -> FaceGeometry:
+    """Cross products, their lengths and tetra volumes from the vertex columns (no (n, 3, 3) copy).
 
     a . ((b - a) x (c - a)) == a . (b x c), so the area normal also gives the volume.
     """
     v = np.asarray(vertices, dtype=np.float64)
-    used = v[np.isfinite(v).all(axis=1)]
-    vc = v - (used.mean(axis=0) if len(used) else 0.0)
-    a, b, c = vc[faces[:, 0]], vc[faces[:, 1]], vc[faces[:, 2]]
-    cross = np.cross(b - a, c - a)
-    return np.einsum("ij,ij->i", a, cross) / 6.0, 0.5 * np.linalg.norm(cross, axis=1)
+    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = np.isfinite(v).all(axis=1)
+        used = v if finite.all() else v[finite]
+        centre = used.mean(axis=0) if len(used) else np.zeros(3)
+        x, y, z = (v[:, k] - centre[k] for k in range(3))
+        i, j, k = (np.ascontiguousarray(f[:, c]) for c in range(3))
+        ax, ay, az = x[i], y[i], z[i]
+        ux, uy, uz = x[j] - ax, y[j] - ay, z[j] - az
+        wx, wy, wz = x[k] - ax, y[k] - ay, z[k] - az
+        cross = np.empty((len(f), 3))
+        cross[:, 0] = uy * wz - uz * wy
+        cross[:, 1] = uz * wx - ux * wz
+        cross[:, 2] = ux * wy - uy * wx
+        vol6 = ax * cross[:, 0] + ay * cross[:, 1] + az * cross[:, 2]
+        norm = np.sqrt(np.einsum("ij,ij->i", cross, cross))
+    return FaceGeometry(cross=cross, norm=norm, vol6=vol6)
+
+
+def volumes_and_areas(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signed tetra volumes (about the vertices' centroid) and areas from one cross product."""
+    g = face_geometry(vertices, faces)
+    return g.vol6 / 6.0, g.area
 
 
 def triangle_areas(triangles: np.ndarray) -> np.ndarray:
@@ -132,17 +219,46 @@ def triangle_areas(triangles: np.ndarray) -> np.ndarray:
     return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
 
 
-def topology(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 0.0) -> Topology:
+def _sort_keys(key: np.ndarray, max_key: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted keys, order) of non-negative int64 ``key`` (< ``max_key``), ties in index order.
+
+    When key and index fit 63 bits together the index rides in the low bits and one SIMD
+    ``np.sort`` does it (3.9 M edge keys: 0.04 s against 0.18 s for an argsort, 0.46 s stable).
+    """
+    n = len(key)
+    ib = max((n - 1).bit_length(), 1)
+    if n and int(max_key).bit_length() + ib <= 63:
+        packed = key << ib
+        packed |= np.arange(n, dtype=np.int64)
+        packed.sort()
+        order = packed & ((1 << ib) - 1)
+        packed >>= ib
+        return packed, order
+    order = np.argsort(key, kind="stable")
+    return key[order], order
+
+
+def topology(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    tolerance: float = 0.0,
+    geometry: FaceGeometry | None = None,
+    welded: tuple[np.ndarray, int] | None = None,
+) -> Topology:
     """Weld and compute every edge-level fact at once.
 
     Exact matches always weld. Like PrusaSlicer's nearby matching (REQUIREMENTS 2c), ``tolerance``
     only welds vertices of edges that exact matching left open, so it closes float cracks without
     collapsing tiny edges elsewhere; a mesh closed after the exact weld is analysed once.
+    ``geometry`` (:func:`face_geometry`) and ``welded`` (:func:`weld` with no tolerance) of the same
+    mesh are reused when the caller already has them.
     """
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
-    vid, nv = weld(vertices)
-    result = _topology(vertices, faces, vid, nv)
+    if geometry is None:
+        geometry = face_geometry(vertices, faces)
+    vid, nv = weld(vertices) if welded is None else welded
+    result = _topology(faces, vid, nv, geometry)
     if tolerance <= 0 or len(result.boundary_edges) == 0:
         return result
     # nearby weld among the open edges' vertices, then analyse again
@@ -159,33 +275,46 @@ def topology(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 0.0) ->
         return result
     used, compact = np.unique(remap, return_inverse=True)
     vid = np.where(ok, compact[np.where(ok, vid, 0)], -1)
-    return _topology(vertices, faces, vid, len(used))
+    return _topology(faces, vid, len(used), geometry)
 
 
-def _topology(vertices: np.ndarray, faces: np.ndarray, vid: np.ndarray, nv: int) -> Topology:
+def _topology(faces: np.ndarray, vid: np.ndarray, nv: int, geometry: FaceGeometry) -> Topology:
     n_faces = len(faces)
     wf = vid[faces] if n_faces else np.zeros((0, 3), dtype=np.int64)
     valid = (wf >= 0).all(axis=1) & (wf[:, 0] != wf[:, 1]) & (wf[:, 1] != wf[:, 2]) & (wf[:, 2] != wf[:, 0])
-    fidx = np.flatnonzero(valid)
-    F = wf[fidx]
+    all_valid = bool(valid.all())
+    fidx = np.arange(n_faces) if all_valid else np.flatnonzero(valid)
+    F = wf if all_valid else wf[fidx]
     m = len(F)
 
-    # directed half-edges: corner k -> corner k+1 of face j; index h = 3*j + k
+    # directed half-edges: corner k -> corner k+1 of face j; index h = 3*j + k. One sort of
+    # packed int64 undirected keys answers boundary, non-manifold and winding questions.
     start = F.reshape(-1)
-    end = F[:, [1, 2, 0]].reshape(-1)
-    lo, hi = np.minimum(start, end), np.maximum(start, end)
-    key = lo * max(nv, 1) + hi
-    order = np.argsort(key, kind="stable")
-    sk = key[order]
+    end = np.empty_like(F)
+    end[:, :2] = F[:, 1:]
+    end[:, 2] = F[:, 0]
+    end = end.reshape(-1)
+    forward_half = start < end
+    lo = np.where(forward_half, start, end)
+    hi = np.where(forward_half, end, start)
+    nvk = max(nv, 1)
+    key = lo * nvk + hi
+    sk, order = _sort_keys(key, nvk * nvk)
+    del key
     new = np.empty(len(sk), dtype=bool)
     if len(sk):
         new[0] = True
         np.not_equal(sk[1:], sk[:-1], out=new[1:])
+    del sk
     group_start = np.flatnonzero(new)
-    counts = np.diff(np.append(group_start, len(sk)))
-    group_of_sorted = np.cumsum(new) - 1
-    count_of_half = np.empty(len(sk), dtype=np.int64)
-    count_of_half[order] = counts[group_of_sorted]
+    counts = np.diff(np.append(group_start, len(new)))
+    boundary = counts == 1
+    nonmanifold = counts > 2
+    any_boundary, any_nonmanifold = bool(boundary.any()), bool(nonmanifold.any())
+    if any_boundary or any_nonmanifold:
+        count_of_half = np.empty(len(new), dtype=np.int64)
+        count_of_half[order] = counts[np.cumsum(new) - 1]
+    del new
 
     def pairs(mask_groups: np.ndarray) -> np.ndarray:
         h = order[group_start[mask_groups]]
@@ -194,20 +323,23 @@ def _topology(vertices: np.ndarray, faces: np.ndarray, vid: np.ndarray, nv: int)
     def faces_of(mask_half: np.ndarray) -> np.ndarray:
         return np.unique(fidx[np.flatnonzero(mask_half) // 3])
 
-    boundary = counts == 1
-    nonmanifold = counts > 2
-    boundary_edges = pairs(boundary)
-    nonmanifold_edges = pairs(nonmanifold)
+    empty_faces = np.zeros(0, dtype=np.int64)
+    boundary_edges = pairs(boundary) if any_boundary else np.zeros((0, 2), dtype=np.int64)
+    nonmanifold_edges = pairs(nonmanifold) if any_nonmanifold else np.zeros((0, 2), dtype=np.int64)
 
     # winding: a manifold edge is consistent when exactly one of its two half-edges runs lo -> hi
-    forward = (start < end)[order].astype(np.int64)
     two = counts == 2
-    gs2 = group_start[two]
-    conflicts_mask = forward[gs2] == forward[gs2 + 1]
+    gs2 = group_start[two] if (any_boundary or any_nonmanifold) else group_start
+    h1, h2 = order[gs2], order[gs2 + 1]
+    conflicts_mask = forward_half[h1] == forward_half[h2]
     winding_conflicts = int(conflicts_mask.sum())
-    bad_half = np.zeros(len(sk), dtype=bool)
-    bad_half[order[gs2[conflicts_mask]]] = True
-    bad_half[order[gs2[conflicts_mask] + 1]] = True
+    winding_faces = empty_faces
+    if winding_conflicts:
+        bad_half = np.zeros(len(start), dtype=bool)
+        bad_half[h1[conflicts_mask]] = True
+        bad_half[h2[conflicts_mask]] = True
+        winding_faces = faces_of(bad_half)
+    del order, forward_half
 
     # holes: connected chains of boundary edges
     boundary_loops = 0
@@ -218,8 +350,9 @@ def _topology(vertices: np.ndarray, faces: np.ndarray, vid: np.ndarray, nv: int)
 
     # bow-tie vertices: corners joined across manifold edges; a vertex with corners in >1 fan is bad
     nm_vertices = np.zeros(0, dtype=np.int64)
-    if m:
-        h1, h2 = order[gs2], order[gs2 + 1]
+    if m and not (any_boundary or any_nonmanifold or winding_conflicts):
+        nm_vertices = _bowties_closed(start, h1, h2, nv)
+    elif m:
         same = conflicts_mask  # same direction: start meets start
         c1s, c1e = h1, 3 * (h1 // 3) + (h1 % 3 + 1) % 3
         c2s, c2e = h2, 3 * (h2 // 3) + (h2 % 3 + 1) % 3
@@ -234,21 +367,27 @@ def _topology(vertices: np.ndarray, faces: np.ndarray, vid: np.ndarray, nv: int)
         if len(nonmanifold_edges):
             bad[nonmanifold_edges.reshape(-1)] = False
         nm_vertices = np.flatnonzero(bad)
+    del h1, h2, conflicts_mask
 
     # shells and volumes
     shell_of_face = np.full(n_faces, -1, dtype=np.int64)
     if m:
         n_comp, vlabel = _components(nv, np.concatenate([F[:, 0], F[:, 1]]), np.concatenate([F[:, 1], F[:, 2]]))
+        first_label = vlabel[F[:, 0]]
         used = np.zeros(n_comp, dtype=bool)
-        used[vlabel[F[:, 0]]] = True
-        relabel = np.cumsum(used) - 1
-        flabel = relabel[vlabel[F[:, 0]]]
-        shell_of_face[fidx] = flabel
+        used[first_label] = True
         n_shells = int(used.sum())
-        vols, areas = volumes_and_areas(vertices, faces[fidx])
-        shell_volume = np.bincount(flabel, weights=vols, minlength=n_shells)
-        shell_area = np.bincount(flabel, weights=areas, minlength=n_shells)
-        volume = float(vols.sum())
+        flabel = first_label if n_shells == n_comp else (np.cumsum(used) - 1)[first_label]
+        shell_of_face[fidx] = flabel
+        vol6 = geometry.vol6 if all_valid else geometry.vol6[fidx]
+        norm = geometry.norm if all_valid else geometry.norm[fidx]
+        if n_shells == 1:
+            volume = float(vol6.sum()) / 6.0
+            shell_volume, shell_area = np.array([volume]), np.array([0.5 * float(norm.sum())])
+        else:
+            shell_volume = np.bincount(flabel, weights=vol6, minlength=n_shells) / 6.0
+            shell_area = 0.5 * np.bincount(flabel, weights=norm, minlength=n_shells)
+            volume = float(vol6.sum()) / 6.0
     else:
         n_shells, shell_volume, shell_area, volume = 0, np.zeros(0), np.zeros(0), 0.0
 
@@ -258,17 +397,47 @@ def _topology(vertices: np.ndarray, faces: np.ndarray, vid: np.ndarray, nv: int)
         faces=wf,
         valid=valid,
         boundary_edges=boundary_edges,
-        boundary_faces=faces_of(count_of_half == 1),
+        boundary_faces=faces_of(count_of_half == 1) if any_boundary else empty_faces,
         boundary_loops=int(boundary_loops),
         nonmanifold_edges=nonmanifold_edges,
-        nonmanifold_faces=faces_of(count_of_half > 2),
+        nonmanifold_faces=faces_of(count_of_half > 2) if any_nonmanifold else empty_faces,
         nonmanifold_counts=counts[nonmanifold],
         nonmanifold_vertices=nm_vertices,
         winding_conflicts=winding_conflicts,
-        winding_faces=faces_of(bad_half),
+        winding_faces=winding_faces,
         shell_of_face=shell_of_face,
         n_shells=int(n_shells),
         shell_volume=shell_volume,
         shell_area=shell_area,
         volume=volume,
     )
+
+
+def _bowties_closed(start: np.ndarray, h1: np.ndarray, h2: np.ndarray, nv: int) -> np.ndarray:
+    """Bow-tie vertices of a closed, edge-manifold, consistently wound mesh, without a graph library.
+
+    There every half-edge h has one twin, and "the corner at h's start -> the corner at its twin's
+    end" is a permutation of the corners whose cycles are the fans around each vertex. Cycles are
+    counted by pointer doubling: after r rounds each corner holds the smallest id among the next
+    2**r corners of its cycle, so log2(largest valence) rounds leave one head (its own minimum) per
+    fan. 1.3 M faces: ~0.15 s against ~0.6 s for scipy's connected components over the corners.
+    """
+    n = len(start)
+    twin = np.empty(n, dtype=np.int64)
+    twin[h1] = h2
+    twin[h2] = h1
+    rem = twin % 3
+    succ = twin - rem + np.where(rem == 2, 0, rem + 1)  # the corner at the twin's end (same vertex)
+    del twin, rem
+    valence = np.bincount(start, minlength=nv)
+    longest = int(valence.max()) if len(valence) else 0
+    label = np.arange(n, dtype=np.int64)
+    span = 1
+    while span < longest:
+        np.minimum(label, label[succ], out=label)
+        span *= 2
+        if span < longest:
+            succ = succ[succ]
+    heads = label == np.arange(n, dtype=np.int64)
+    fans = np.bincount(start[heads], minlength=nv)
+    return np.flatnonzero(fans > 1)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from meshforge.asset import AssetView
     from meshforge.context import StepContext
+    from meshforge.ops.topology import FaceGeometry
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,12 +28,27 @@ class HygieneParams:
     )
 
 
+def face_geometry(view: AssetView) -> FaceGeometry:
+    """Cross products, areas and tetra volumes of every face of ``view.mesh``, computed once per
+    geometry and shared by hygiene, the topology, thickness and overhang checks."""
+    from meshforge.ops.topology import face_geometry as compute
+
+    mesh = view.mesh
+    return view.derived.get("geometry.face_geometry", lambda: compute(mesh.vertices, mesh.faces))
+
+
+def exact_weld(view: AssetView) -> tuple[np.ndarray, int]:
+    """Welded id per vertex of ``view.mesh`` (bit-identical positions; -1 for non-finite ones)."""
+    from meshforge.ops.topology import weld
+
+    return view.derived.get("geometry.weld_exact", lambda: weld(view.mesh.vertices))
+
+
 def _samples(indices: np.ndarray) -> list[int]:
     return [int(i) for i in np.asarray(indices).reshape(-1)[:10]]
 
 
 def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> Iterator[Any]:
-    from meshforge.ops.topology import triangle_areas, weld
     from meshforge.ops.units import scale_factor
 
     mesh = view.mesh
@@ -53,13 +69,15 @@ def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> I
             count=len(bad),
             samples=_samples(bad),
         )
-    ids, _ = view.derived.get("geometry.weld_exact", lambda: weld(v))
+    ids, _ = exact_weld(view)
     wf = ids[f]
     ok = (wf >= 0).all(axis=1)
     repeated = (wf[:, 0] == wf[:, 1]) | (wf[:, 1] == wf[:, 2]) | (wf[:, 2] == wf[:, 0])
     mm2 = scale_factor(view.units.length or "mm", "mm") ** 2
     with np.errstate(invalid="ignore", over="ignore"):
-        area = np.where(ok, triangle_areas(np.where(ok[:, None, None], v[f], 0.0)) * mm2, np.inf)
+        area = face_geometry(view).area * mm2
+        if not ok.all():
+            area = np.where(ok, area, np.inf)
     degenerate = ok & (repeated | (area <= params.max_degenerate_area_mm2))
     if degenerate.any():
         idx = np.flatnonzero(degenerate)
@@ -76,12 +94,14 @@ def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> I
     if len(live) > 1:
         key = np.sort(wf[live], axis=1)
         nv = int(key.max()) + 1
-        if nv < 2**21:  # three ids fit one int64: one argsort instead of a 3-key lexsort
+        if nv < 2**21:  # three ids fit one int64: a plain sort, an argsort only when there are duplicates
             flat = (key[:, 0] * nv + key[:, 1]) * nv + key[:, 2]
-            order = np.argsort(flat, kind="stable")
-            s = flat[order]
+            s = np.sort(flat)
             dup_sorted = np.zeros(len(s), dtype=bool)
-            dup_sorted[1:] = s[1:] == s[:-1]
+            if (s[1:] == s[:-1]).any():
+                order = np.argsort(flat, kind="stable")
+                s = flat[order]
+                dup_sorted[1:] = s[1:] == s[:-1]
         else:
             order = np.lexsort(key.T[::-1])
             s = key[order]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 import meshforge
+from meshforge.builtin.validate.core import exact_weld, face_geometry
 from meshforge.params import field
 from meshforge.types import Severity, ValidateStep
 
@@ -93,8 +94,9 @@ def topo(view: AssetView, weld_rel: float) -> Topology:
         mesh = view.mesh
         v = np.asarray(mesh.vertices, dtype=np.float64)
         ok = np.isfinite(v).all(axis=1)
-        diag = float(np.linalg.norm(np.ptp(v[ok], axis=0))) if ok.any() else 0.0
-        return topology(v, mesh.faces, weld_rel * diag)
+        pts = v if ok.all() else v[ok]
+        diag = float(np.linalg.norm(np.ptp(pts, axis=0))) if len(pts) else 0.0
+        return topology(mesh.vertices, mesh.faces, weld_rel * diag, geometry=face_geometry(view), welded=exact_weld(view))
 
     return view.derived.get(f"print.topology:{weld_rel!r}", compute)
 
@@ -458,27 +460,32 @@ class ThicknessParams:
 
 
 def check_wall_thickness(view: AssetView, params: ThicknessParams, ctx: StepContext) -> Iterator[Any]:
-    from meshforge.ops.thickness import face_normals, inward_thickness
+    from meshforge.ops.thickness import inward_thickness
 
     v, f = finite_mesh(view)
     if len(f) == 0:
         return
-    _, area = face_normals(v[f])
+    geometry = face_geometry(view)
+    kept = face_ids(view)
+    area = geometry.area[kept]
     usable = np.flatnonzero(area > 0)
     if len(usable) == 0:
         return
     sampled = len(usable) > params.max_rays
     if sampled:
         rng = np.random.default_rng(0)
-        p = area[usable] / area[usable].sum()
-        ids = np.unique(rng.choice(usable, size=params.max_rays, replace=True, p=p))
+        # area-weighted draw by inverting the cumulative area (what Generator.choice(p=) does, without its checks)
+        cum = np.cumsum(area[usable])
+        ids = usable[np.unique(np.searchsorted(cum, rng.random(params.max_rays) * cum[-1], side="right").clip(0, len(usable) - 1))]
     else:
         ids = usable
     scale = mm_per_unit(view)
     diag = float(np.linalg.norm(np.ptp(used_points(view), axis=0)))
     # an inside-out part (print.inverted) would cast its rays outward: follow the volume's sign
     outward = topo(view, WELD_DEFAULT).volume >= 0
-    dist, backend = inward_thickness(v, f, ids, offset=1e-6 * diag, backend=params.backend, outward=outward)
+    dist, backend = inward_thickness(
+        v, f, ids, offset=1e-6 * diag, backend=params.backend, outward=outward, normals=geometry.normals(kept[ids])
+    )
     dist = dist * scale
     weight = area[ids] if not sampled else np.ones(len(ids))
     for limit, severity in ((params.min_mm, Severity.ERROR), (params.warn_mm, Severity.WARNING)):
@@ -515,18 +522,23 @@ class OverhangParams:
 
 
 def check_overhangs(view: AssetView, params: OverhangParams, ctx: StepContext) -> Iterator[Any]:
-    from meshforge.ops.thickness import face_normals, overhang_mask
+    from meshforge.ops.thickness import overhang_mask
 
     v, f = finite_mesh(view)
     if len(f) == 0:
         return
     scale = mm_per_unit(view)
-    tri = v[f] * scale
-    normals, area = face_normals(tri)
+    geometry = face_geometry(view)
+    kept = face_ids(view)
+    all_kept = len(kept) == len(geometry.norm)
+    normals = geometry.normals() if all_kept else geometry.normals(kept)
+    area = (geometry.area if all_kept else geometry.area[kept]) * scale**2
     up = up_vector(view)
-    height = tri @ up  # (n, 3) corner heights
-    base = float(height.min())
-    on_bed = height.max(axis=1) <= base + params.bed_tolerance_mm
+    with np.errstate(invalid="ignore"):
+        height = (v @ up) * scale  # per vertex, then per corner: no (n, 3, 3) copy
+    corner = height[f]  # (n, 3) corner heights
+    base = float(corner.min())
+    on_bed = corner.max(axis=1) <= base + params.bed_tolerance_mm
     over = overhang_mask(normals, up, params.max_angle_deg) & ~on_bed
     total = float(area.sum())
     if over.any():
