@@ -142,22 +142,7 @@ def provider_hook(provider_cls: type[Provider], *, name: str, summary: str,
     return meshforge_generate_steps
 
 
-__all__ = [  # the step machinery, and the adapter API provider distributions import from here
-    "STORE_ENV",
-    "GenerationRequest",
-    "ImageRef",
-    "JobHandle",
-    "JobStatus",
-    "OutputRef",
-    "Provider",
-    "ProviderError",
-    "ProviderParams",
-    "dig",
-    "number",
-    "provider_hook",
-    "provider_step",
-    "request_from_inputs",
-    "resolve_store",
-    "run_provider",
-    "url_format",
-]
+# The step machinery, then the adapter API re-exported for provider distributions (one import line each).
+__all__ = ["STORE_ENV", "provider_hook", "provider_step", "request_from_inputs", "resolve_store", "run_provider",
+           "GenerationRequest", "ImageRef", "JobHandle", "JobStatus", "OutputRef", "Provider", "ProviderError",
+           "ProviderParams", "dig", "number", "url_format"]
