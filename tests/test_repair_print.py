@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import trimesh
 
+from meshforge import Status
+
 from meshforge import testing as t
 from meshforge.asset import Inputs
 from meshforge.builtin.repair import cleanup, placement, solid
@@ -248,7 +250,7 @@ def test_engine_repairs_corpus_files_into_closed_outward_mm_parts(corpus, tmp_pa
         assert 10.0 <= np.max(out.extents) <= 100.0
 
 
-def test_fdm_print_profile_passes_after_repair(corpus, tmp_path):
+def test_fdm_print_profile_repairs_corpus_defects(corpus, tmp_path):
     from meshforge import Engine
     from meshforge.errors import ProfileError
 
@@ -256,11 +258,23 @@ def test_fdm_print_profile_passes_after_repair(corpus, tmp_path):
         engine = Engine("fdm-print-stl", entry_points=False)
     except ProfileError as exc:  # the print validators land in validate/printing.py (another engineer)
         pytest.skip(f"fdm-print-stl does not resolve yet: {exc}")
-    for rel in ("stl/assimp/sphereWithHole.stl", "stl/numpy-stl/triamid.stl", "ply/vtk-data/shark.ply",
-                "stl/trimesh/ADIS16480.STL"):
+    # (file, errors that honestly remain once the topology is repaired): triamid is a 4 mm pyramid
+    # and the 150 mm shark has fins down to 0.06 mm: both thinner than FDM's 0.8 mm by the inward-ray
+    # measure, which no repair should "fix" by reshaping the part.
+    cases = {
+        "stl/assimp/sphereWithHole.stl": set(),
+        "stl/numpy-stl/triamid.stl": {"print.thin_walls"},
+        "ply/vtk-data/shark.ply": {"print.thin_walls"},
+        "stl/trimesh/ADIS16480.STL": {"print.thin_walls"},  # 0.6% of a CAD part's surface (pins, chamfers)
+    }
+    for rel, remaining in cases.items():
         report = engine.run(corpus / rel, out_dir=tmp_path / rel.replace("/", "_"))
-        errors = [f.code for f in report.findings if f.is_error]
-        assert report.status != "rejected" and errors == [], (rel, errors)
+        errors = {f.code for f in report.findings if f.is_error}
+        assert errors == remaining, (rel, errors)
+        assert (report.status is Status.PASS) == (not remaining), rel
+        if "ADIS" in rel:  # modelled in metres: converted, not rejected as a 0.047 mm part
+            assert "print.suspect_units" in {f.code for f in report.initial_findings}
+            assert report.metrics.bounds[1][0] - report.metrics.bounds[0][0] > 10.0
 
 
 def test_fill_holes_welds_split_vertices_first(corpus):

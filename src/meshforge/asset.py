@@ -88,6 +88,14 @@ def scene_to_mesh(scene: Any) -> trimesh.Trimesh:
 
     if isinstance(scene, trimesh.Trimesh):
         return scene
+    nodes = scene.graph.nodes_geometry
+    if len(nodes) == 1:
+        # One geometry drawn once in place (an STL, most generated GLBs): dump() would copy every
+        # array only to apply an identity matrix. Steps never edit view.mesh in place.
+        matrix, name = scene.graph[nodes[0]]
+        geometry = scene.geometry.get(name)
+        if isinstance(geometry, trimesh.Trimesh) and np.array_equal(matrix, np.eye(4)):
+            return geometry
     meshes = [g for g in scene.dump(concatenate=False) if isinstance(g, trimesh.Trimesh)]
     if not meshes:
         return trimesh.Trimesh(vertices=np.zeros((0, 3)), faces=np.zeros((0, 3), dtype=np.int64), process=False)
