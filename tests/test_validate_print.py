@@ -480,3 +480,73 @@ def test_a_small_part_far_from_the_origin_has_no_false_thin_walls():
     plate = testing.box((20.0, 20.0, 0.4))
     plate.apply_translation((110.0, 105.0, 0.2))
     assert testing.codes(testing.run_check(STEPS["print.wall_thickness"], plate, min_mm=0.8, warn_mm=1.0)) == ["print.thin_walls"]
+
+
+# --- fast paths give the answers of the general ones ----------------------------------------
+
+
+def test_hash_weld_groups_like_the_lexsort(monkeypatch):
+    from meshforge.ops import topology as topo_mod
+
+    rng = np.random.default_rng(1)
+    v = np.round(rng.normal(size=(3000, 3)), 1)  # many exact duplicates
+    v[::97] *= -0.0  # -0.0 equals 0.0
+    v[5] = np.nan
+    ids, count = topo_mod.weld(v)
+    finite = np.isfinite(v).all(axis=1)
+    ref, ref_count = topo_mod._group_rows(v[finite] + 0.0)
+    assert count == ref_count and (ids[~finite] == -1).all()
+    assert len(set(zip(ids[finite].tolist(), ref.tolist(), strict=True))) == count  # same partition
+    # an already welded mesh keeps its numbering
+    cube = testing.cube()
+    assert topo_mod.weld(cube.vertices) == (pytest.approx(np.arange(len(cube.vertices))), len(cube.vertices))
+    # every hash equal (a forced collision): the exact lexsort answers
+    monkeypatch.setattr(topo_mod, "_mix", lambda x: np.zeros_like(x))
+    again, again_count = topo_mod.weld(v)
+    assert again_count == count and len(set(zip(again[finite].tolist(), ref.tolist(), strict=True))) == count
+
+
+def test_closed_mesh_bowties_match_the_graph_path():
+    from meshforge.ops import topology as topo_mod
+
+    cubes = [testing.cube(10.0).apply_translation((10 * k, 10 * k, 10 * k)) for k in range(3)]
+    mesh = weld_concat(weld_concat(cubes[0], cubes[1]), cubes[2])
+    t = topology(mesh.vertices, mesh.faces)
+    assert t.closed and t.edge_manifold and t.winding_conflicts == 0
+    assert len(t.nonmanifold_vertices) == 2
+    # the general (scipy components) answer on the same mesh
+    F = np.asarray(mesh.faces)
+    start, end = F.reshape(-1), F[:, [1, 2, 0]].reshape(-1)
+    key = np.minimum(start, end) * len(mesh.vertices) + np.maximum(start, end)
+    order = np.argsort(key, kind="stable")
+    h1, h2 = order[0::2], order[1::2]
+    c1e, c2e = 3 * (h1 // 3) + (h1 % 3 + 1) % 3, 3 * (h2 // 3) + (h2 % 3 + 1) % 3
+    n, comp = topo_mod._components(len(start), np.concatenate([h1, c1e]), np.concatenate([c2e, h2]))
+    fan_vertex = np.zeros(n, dtype=np.int64)
+    fan_vertex[comp] = start
+    expected = np.flatnonzero(np.bincount(fan_vertex, minlength=len(mesh.vertices)) > 1)
+    assert t.nonmanifold_vertices.tolist() == expected.tolist()
+    # a sphere has none, whatever its valence
+    ball = trimesh.creation.icosphere(subdivisions=3)
+    assert len(topology(ball.vertices, ball.faces).nonmanifold_vertices) == 0
+
+
+@pytest.mark.parametrize("rel", ["stl/numpy-stl/binary/rear_case.stl", "obj/manifold/self_intersectA.obj", "obj/pmp/suzanne.obj"])
+def test_triangle_spheres_find_the_pairs_the_grid_finds(corpus, rel, monkeypatch):
+    from meshforge.ops import intersections
+
+    tri = trimesh.load(corpus / rel, process=False, force="mesh").triangles
+    general = intersections._candidates
+
+    def spheres(lo, hi, eps, t=None):
+        centre = t.mean(axis=1)
+        radius = np.linalg.norm(t - centre[:, None], axis=2).max(axis=1)
+        return intersections._sphere_pairs(lo, hi, eps, centre, radius)
+
+    monkeypatch.setattr(intersections, "_candidates", lambda lo, hi, eps, t=None: intersections._grid_pairs(lo, hi, eps))
+    by_grid = intersecting_pairs(tri)
+    monkeypatch.setattr(intersections, "_candidates", spheres)
+    by_spheres = intersecting_pairs(tri)
+    monkeypatch.setattr(intersections, "_candidates", general)
+    assert len(by_grid) > 0
+    assert by_spheres.tolist() == by_grid.tolist() == intersecting_pairs(tri).tolist()
