@@ -423,21 +423,23 @@ def _bowties_closed(start: np.ndarray, h1: np.ndarray, h2: np.ndarray, nv: int) 
     fan. 1.3 M faces: ~0.15 s against ~0.6 s for scipy's connected components over the corners.
     """
     n = len(start)
-    twin = np.empty(n, dtype=np.int64)
+    index = np.int32 if n < 2**31 - 1 else np.int64  # int32 halves the traffic of the random gathers
+    twin = np.empty(n, dtype=index)
     twin[h1] = h2
     twin[h2] = h1
     rem = twin % 3
-    succ = twin - rem + np.where(rem == 2, 0, rem + 1)  # the corner at the twin's end (same vertex)
+    succ = twin - rem
+    succ += np.where(rem == 2, 0, rem + 1).astype(index)  # the corner at the twin's end (same vertex)
     del twin, rem
     valence = np.bincount(start, minlength=nv)
     longest = int(valence.max()) if len(valence) else 0
-    label = np.arange(n, dtype=np.int64)
+    label = np.arange(n, dtype=index)
     span = 1
     while span < longest:
         np.minimum(label, label[succ], out=label)
         span *= 2
         if span < longest:
             succ = succ[succ]
-    heads = label == np.arange(n, dtype=np.int64)
+    heads = label == np.arange(n, dtype=index)
     fans = np.bincount(start[heads], minlength=nv)
     return np.flatnonzero(fans > 1)
