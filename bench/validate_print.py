@@ -97,7 +97,12 @@ def main() -> int:
             steps = sorted(asset.get("steps", []), key=lambda s: -s.get("seconds", 0))
             print("slowest steps (first run): " + ", ".join(f"{s.get('id')} {s.get('seconds', 0):.2f} s" for s in steps[:6]))
             print("findings: " + (", ".join(sorted({f["code"] for f in asset.get("findings", [])})) or "none"))
-            print(f"asset seconds (inside the engine, after start-up): {asset.get('seconds', 0):.2f}")
+            inside = sum(s.get("seconds", 0) for s in asset.get("steps", []))
+            total = asset.get("seconds", 0)
+            print(f"asset seconds (inside the engine, after start-up): {total:.2f}; steps {inside:.2f}, "
+                  f"outside the steps (read + weld, metrics, report) {total - inside:.2f}")
+        if ours:
+            print(f"start-up and exit (first run: wall - asset seconds): {ours[0] - (assets[0].get('seconds', 0) if assets else 0):.2f} s")
     return 0
 
 

@@ -173,7 +173,7 @@ def _sphere_pairs(
                 out.append(np.stack([ix[m["i"]], iy[m["j"]]], axis=1))
     if not out:
         return np.zeros((0, 2), dtype=np.int64)
-    return np.concatenate(out)
+    return out[0] if len(out) == 1 else np.concatenate(out)  # one class: no 126 MB copy
 
 
 def _grid_pairs(lo: np.ndarray, hi: np.ndarray, eps: float, max_entries: float = 16.0) -> np.ndarray:
