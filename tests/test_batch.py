@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import csv
 import hashlib
 import json
@@ -397,9 +399,20 @@ def test_kill_9_with_generation_in_flight_never_pays_twice(tmp_path: Path) -> No
         assert done < paid_at_kill < n  # jobs were submitted and still in flight when the batch died
 
         rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        assert rerun.returncode == 0, rerun.stderr
-        assert server.submissions["meshy"] == n  # every job paid for exactly once over both runs
+        paid = collections.Counter(str(t.body.get("prompt")) for t in server.tasks.values() if t.provider == "meshy")
+    # Never paid twice, whatever instant the kill hit.
+    assert max(paid.values()) == 1, paid
     store = BatchStore(out, create=False)
-    assert store.counts()["done"] == n and set(store.verdicts()) == {"pass"}
+    verdicts = store.verdicts()
+    assert store.counts()["done"] == n
     store.close()
+    # A job killed between sending its submit and recording the provider's answer cannot know whether
+    # it was billed: it is reported (generation.unconfirmed_submission), not submitted again. Every
+    # other job finished, each paid exactly once.
+    unconfirmed = {str(p.relative_to(out)) for p in out.rglob("*.report.json")
+                   if "generation.unconfirmed_submission" in {f["code"] for f in json.loads(p.read_text())["findings"]}}
+    assert verdicts.get("pass", 0) == n - len(unconfirmed) and verdicts.get("unusable", 0) == len(unconfirmed)
+    assert len(unconfirmed) <= 4  # at most the jobs in the middle of a submit at the kill (4 generation slots)
+    assert (rerun.returncode == 0) == (not unconfirmed), rerun.stderr
+    assert len(paid) >= n - len(unconfirmed)
     assert_outputs_valid(out)

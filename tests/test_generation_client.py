@@ -119,6 +119,32 @@ def test_a_lost_submit_answer_is_not_resent(provider_server, http_client, photo)
     assert provider_server.count("meshy", "submit") == 1
 
 
+def test_a_restart_after_a_lost_submit_answer_reports_it_instead_of_paying_again(provider_server, http_client, photo,
+                                                                                tmp_path):
+    # the same situation as a kill -9 between sending the submit and recording its answer
+    store = tmp_path / "jobs.sqlite"
+    provider_server.inject("meshy", "submit", kind="drop")
+    with pytest.raises(InputError):
+        generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)), store=SqliteJobStore(store))
+    with pytest.raises(InputError) as err:  # "the process restarts"
+        generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)), store=SqliteJobStore(store))
+    assert err.value.code == "generation.unconfirmed_submission"
+    assert "may have been accepted and billed" in err.value.reason
+    assert provider_server.count("meshy", "submit") == 1
+    out = generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)), store=SqliteJobStore(store),
+                   force=True)  # a person checked the dashboard and asks for a new one
+    assert out.data == provider_server.model and provider_server.count("meshy", "submit") == 2
+
+
+def test_a_submit_the_provider_refused_may_be_submitted_again_later(provider_server, http_client, photo, tmp_path):
+    store = tmp_path / "jobs.sqlite"
+    provider_server.inject("meshy", "submit", status=400, body={"message": "bad image"})
+    with pytest.raises(InputError):
+        generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)), store=SqliteJobStore(store))
+    out = generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)), store=SqliteJobStore(store))
+    assert out.data == provider_server.model and provider_server.submissions["meshy"] == 1
+
+
 def test_truncated_download_is_retried(provider_server, http_client, photo):
     provider_server.inject("meshy", "download", kind="truncated")
     out = generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)))

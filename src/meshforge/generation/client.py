@@ -369,7 +369,7 @@ class JobRunner(_ProviderWork):
             if record is None or record.get("state") != "prepared":
                 return record
             if time.time() - float(record.get("updated_at", 0)) >= float(self.params.timeout_s):
-                return None  # its owner died before submitting: ours to submit
+                return record  # its owner died with the submission unconfirmed: the caller says so
             self._sleep(min(interval, max(0.0, deadline - time.monotonic())))
             interval = min(float(self.params.poll_max_s), interval * 1.5)
         raise ProviderError("another run is submitting this same job and has not finished by the deadline",
@@ -383,6 +383,15 @@ class JobRunner(_ProviderWork):
         if (record is not None and record.get("state") == "prepared" and not self.params.force and callable(claim)
                 and time.time() - float(record.get("updated_at", 0)) < float(self.params.timeout_s)):
             record = self._wait_for_other(deadline)
+        if record is not None and record.get("state") in ("prepared", "unconfirmed") and not self.params.force:
+            # A process wrote "prepared", then sent the submit request, and died before it could record
+            # the job id. The provider may have accepted (and billed) it: no provider documents an
+            # idempotency key, so submitting again could pay twice. Say so and let a person decide.
+            raise ProviderError(
+                f"a submission for this job was started at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(float(record.get('updated_at', 0))))}"
+                " by a run that stopped before the provider's answer was recorded; it may have been accepted and billed. "
+                "Not submitted again: check the provider's dashboard, then rerun with force = true to submit anew",
+                retryable=False, code="generation.unconfirmed_submission")
         reused = self._reuse(record)
         if reused is not None:
             return reused
@@ -459,7 +468,14 @@ class JobRunner(_ProviderWork):
 
     def _submit(self, req: GenerationRequest, api: Api, record: dict[str, Any]) -> tuple[JobHandle, JobStatus | None]:
         api.stats.submissions += 1
-        result = self.provider.submit(req, api)
+        try:
+            result = self.provider.submit(req, api)
+        except ProviderError as exc:
+            # An answer (4xx: bad key, bad input, quota; 5xx after the retries) means nothing was
+            # accepted: a later run may submit again. No answer (a dropped connection, a timeout after
+            # sending) means it may have been accepted and billed: "unconfirmed", never resent by itself.
+            self._save(record, state="failed" if exc.status is not None else "unconfirmed", error=exc.message)
+            raise
         submissions = int(record.get("submissions", 0)) + 1
         if isinstance(result, JobStatus):  # synchronous provider: the answer is the model
             self._save(record, state="succeeded" if result.state in ("succeeded", "downloaded") else result.state,
