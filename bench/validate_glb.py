@@ -29,10 +29,6 @@ MESHFORGE = r"""
 import json, sys, time, warnings
 warnings.simplefilter("ignore")
 t = time.perf_counter()
-if sys.argv[3] == "proposals":
-    sys.path.insert(0, "bench")
-    import validate_glb_proposals
-    validate_glb_proposals.install()
 from meshforge import Engine
 import meshforge.asset, meshforge.engine
 timed = {}
@@ -77,8 +73,7 @@ def make_glb(path: Path, subdivisions: int, normals: bool = False) -> int:
 
 
 def run_meshforge(path: Path, mode: str) -> dict:
-    variant = "proposals" if mode.endswith("+proposals") else "current"
-    out = subprocess.run([sys.executable, "-c", MESHFORGE, str(path), mode.split("+")[0], variant],
+    out = subprocess.run([sys.executable, "-c", MESHFORGE, str(path), mode],
                          capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -106,16 +101,12 @@ def main() -> None:
     ap.add_argument("--subdivisions", type=int, default=8)  # 20 * 4**8 = 1,310,720 triangles
     ap.add_argument("--normals", action="store_true", help="write NORMAL too (unit-length checks on 655k more vectors)")
     ap.add_argument("--stages", action="store_true", help="print the median warm seconds per stage")
-    ap.add_argument("--proposals", action="store_true",
-                    help="also run with bench/validate_glb_proposals.py installed (changes proposed to other owners)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sphere.glb"
         tris = make_glb(path, args.subdivisions, args.normals)
         print(f"input: {tris} triangles, {path.stat().st_size / 1e6:.1f} MB")
         ours: dict[str, list] = {"gltf": [], "full": []}
-        if args.proposals:
-            ours.update({"gltf+proposals": [], "full+proposals": []})
         theirs = []
         for i in range(args.runs):
             for mode in ours:
