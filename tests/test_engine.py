@@ -330,3 +330,26 @@ def test_finding_codes_are_checked():
         Finding(code="NotACode", severity=Severity.ERROR, message="x")
     f = Finding(code="a.b", severity="warning", message="x", samples=range(50))
     assert f.severity is Severity.WARNING and len(f.samples) == 10
+
+
+def test_a_missing_system_library_makes_only_that_step_unavailable(tmp_path, monkeypatch, engine_factory):
+    # how open3d fails without Debian's libusb-1.0-0: the wheel is there, its import raises OSError
+    (tmp_path / "needs_libusb.py").write_text(
+        'raise OSError("libusb-1.0.so.0: cannot open shared object file: No such file or directory")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    class Native:
+        __name__ = "native"
+
+        @meshforge.hookimpl
+        def meshforge_validate_steps(self):
+            return [ValidateStep(name="native.check", summary="needs a system library", requires=("needs_libusb",),
+                                 codes=("native.x",), check=lambda v, p, c: [])]
+
+    eng = Engine(profile(validate=["toy.height"]), plugins=[ToyPlugin(), Native()], entry_points=False)
+    listed = next(r for r in eng.plugins if r.name == "native").to_dict()
+    assert listed["status"] == "unavailable"
+    assert "libusb-1.0.so.0: cannot open shared object file" in listed["reason"]
+    assert eng.validate(testing.cube()).status is Status.PASS  # everything else still runs
+    with pytest.raises(ProfileError, match="libusb"):
+        Engine(profile(validate=["native.check"]), plugins=[Native()], entry_points=False)
