@@ -9,7 +9,7 @@ Public API::
 from meshforge.asset import AssetView, Derived, Inputs
 from meshforge.context import StepContext
 from meshforge.engine import Engine
-from meshforge.errors import InputError, MeshforgeError, PluginLoadError, ProfileError, StepTimeout
+from meshforge.errors import InputError, MeshforgeError, ProfileError
 from meshforge.hookspecs import hookimpl
 from meshforge.params import field
 from meshforge.report import AssetReport, Metrics, Output, RunResult, Status, StepRecord
@@ -50,7 +50,6 @@ __all__ = [
     "Metrics",
     "NoParams",
     "Output",
-    "PluginLoadError",
     "PreprocessStep",
     "ProfileError",
     "ReadLimits",
@@ -64,7 +63,6 @@ __all__ = [
     "Status",
     "StepContext",
     "StepRecord",
-    "StepTimeout",
     "Units",
     "ValidateStep",
     "__version__",

@@ -30,7 +30,7 @@ from meshforge.errors import InputError, MeshforgeError
 from meshforge.io.source import read_source
 from meshforge.plugins import PluginRecord, Registry, load_plugins
 from meshforge.profiles import ResolvedProfile, ResolvedStep, resolve
-from meshforge.report import AssetReport, Metrics, Output, RunResult, Status, StepRecord, write_json
+from meshforge.report import AssetReport, Metrics, Output, Status, StepRecord, write_json
 from meshforge.types import Finding, Generated, Loaded, RepairResult, Severity, SourceFile, Stage, Units
 
 if TYPE_CHECKING:
@@ -108,12 +108,6 @@ class Engine:
     ) -> AssetReport:
         """Preprocess, generate (import) and validate only; writes nothing."""
         return _Run(self, self._inputs(source, id, metadata), repair=False, out_dir=None).execute()
-
-    def run_many(self, sources: Iterable[Source], *, out_dir: str | os.PathLike[str] | None = None) -> RunResult:
-        return RunResult(assets=tuple(self.run(s, out_dir=out_dir) for s in sources))
-
-    def validate_many(self, sources: Iterable[Source]) -> RunResult:
-        return RunResult(assets=tuple(self.validate(s) for s in sources))
 
     def close(self) -> None:
         if self._own_http is not None:

@@ -38,14 +38,6 @@ class ProfileError(MeshforgeError):
         super().__init__(where, reason)
 
 
-class PluginLoadError(MeshforgeError):
-    """A plugin that could not be loaded or registered."""
-
-
-class StepTimeout(MeshforgeError):
-    """A step ran past the time limit its profile gives it."""
-
-
 def closest_first(word: str, choices: Iterable[str]) -> list[str]:
     """Order ``choices`` so the spellings closest to ``word`` come first (for error messages)."""
     pool = sorted(set(choices))
