@@ -29,7 +29,7 @@ fi
 
 PY=${PYTHON:-python3}
 $PY -m pip install -q --upgrade pip
-$PY -m pip install -q -e ".[test,dask,open3d]"
+$PY -m pip install -q -e ".[test,dask,open3d,usdz]"
 # Plugin distributions install exactly as a third party's would: non-editable, through entry points.
 for dist in plugins/*/; do
   $PY -m pip install -q "$dist"

@@ -43,6 +43,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "meshforge.builtin.repair.decimate",
     "meshforge.builtin.export.writers",
     "meshforge.builtin.export.gltf",
+    "meshforge.builtin.export.usdz",
     "meshforge.builtin.export.visual",
 )
 
