@@ -67,7 +67,15 @@ def supported_extensions() -> frozenset[str]:
         out.add(DRACO)
     if _importable("meshoptimizer"):
         out.update(MESHOPT)
+    if _pillow_decodes_webp():
+        out.add("EXT_texture_webp")
     return frozenset(out)
+
+
+def _pillow_decodes_webp() -> bool:
+    from PIL import features
+
+    return bool(features.check("webp"))
 
 
 def _importable(module: str) -> bool:
@@ -298,9 +306,19 @@ def _decode_meshopt(doc: GltfDocument, index: int, ext: dict[str, Any]) -> memor
     payload = np.frombuffer(buf, dtype=np.uint8, count=length, offset=start)
     try:
         if mode == "ATTRIBUTES":
-            out = meshoptimizer.decode_vertex_buffer(count, stride, payload, dtype=np.uint8)
+            # Not ``dtype=np.uint8``: the binding then allocates ``count`` bytes, not ``count * stride``,
+            # and the C decoder writes past the end (heap corruption, a segfault later). Its default
+            # float32 mode allocates the whole buffer; the bytes are reinterpreted below.
+            out = meshoptimizer.decode_vertex_buffer(count, stride, payload)
+            if out.nbytes != count * stride:
+                raise ValueError(f"decoder returned {out.nbytes} bytes for {count} x {stride}")
             filt = ext.get("filter", "NONE")
             if filt in ("OCTAHEDRAL", "QUATERNION", "EXPONENTIAL"):
+                # the C filters assert on other strides (an abort, not an exception): refuse first
+                legal = {"OCTAHEDRAL": stride in (4, 8), "QUATERNION": stride == 8, "EXPONENTIAL": stride % 4 == 0}[filt]
+                if not legal:
+                    doc.add("compressed_geometry", ERROR, pointer, f"meshopt {filt} filter with byteStride {stride}")
+                    return None
                 fn = {"OCTAHEDRAL": meshoptimizer.decode_filter_oct, "QUATERNION": meshoptimizer.decode_filter_quat,
                       "EXPONENTIAL": meshoptimizer.decode_filter_exp}[filt]
                 out = fn(np.ascontiguousarray(out).view(np.uint8).reshape(-1), count, stride)
@@ -314,11 +332,14 @@ def _decode_meshopt(doc: GltfDocument, index: int, ext: dict[str, Any]) -> memor
     except Exception as exc:  # the decoder rejects corrupt payloads with ValueError/RuntimeError
         doc.add("compressed_geometry", ERROR, pointer, f"meshopt payload cannot be decoded ({exc})")
         return None
+    # The binding's index decoders allocate ``count`` uint32 and let the C decoder write ``count``
+    # indices of ``stride`` bytes into it: with 2-byte indices the data is the first half of the
+    # buffer, not one index per uint32. Either way the view is its first ``count * stride`` bytes.
     raw = np.ascontiguousarray(out).view(np.uint8).reshape(-1)
-    if mode != "ATTRIBUTES" and raw.size != count * stride:
-        # index decoders return whole integers; re-pack at the declared stride
-        raw = np.ascontiguousarray(np.asarray(out).astype({2: np.uint16, 4: np.uint32}.get(stride, np.uint32))).view(np.uint8).reshape(-1)
-    return memoryview(raw.tobytes())
+    if raw.size < count * stride:
+        doc.add("compressed_geometry", ERROR, pointer, f"meshopt decoder returned {raw.size} bytes for {count} x {stride}")
+        return None
+    return memoryview(raw[:count * stride].tobytes())
 
 
 def _decode_draco(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any], ext: dict[str, Any]) -> bool:
