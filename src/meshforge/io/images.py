@@ -80,4 +80,40 @@ def open_image(data: bytes, *, name: str = "<image>", max_pixels: int = 64 * 102
         raise InputError(name, "image exceeds the decoding limit (decompression bomb)", code="input.image_too_large") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise InputError(name, f"image is truncated or corrupt ({exc})", code="input.corrupt_image") from None
+    attach_encoded(img, data)
     return img
+
+
+# Kept in ``img.info`` because that is what survives the deep copies trimesh makes of materials;
+# Pillow also copies ``info`` into derived images (convert, resize), so the entry carries a digest of
+# the pixels and is believed only while the pixels still match.
+_ENCODED = "meshforge.encoded"
+_MIMES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"RIFF": "image/webp"}
+
+
+def _pixels_digest(img: Image.Image) -> str:
+    import xxhash
+
+    return f"{img.mode}{img.size}{xxhash.xxh3_64_hexdigest(img.tobytes())}"
+
+
+def _mime(data: bytes) -> str | None:
+    for magic, mime in _MIMES.items():
+        if data.startswith(magic) and (mime != "image/webp" or data[8:12] == b"WEBP"):
+            return mime
+    return None
+
+
+def attach_encoded(img: Image.Image, data: bytes) -> None:
+    """Remember the encoded bytes ``img`` was decoded from, so writers can embed them unchanged."""
+    if _mime(data) is not None:
+        img.info[_ENCODED] = (_pixels_digest(img), bytes(data))
+
+
+def encoded_bytes(img: Image.Image) -> tuple[bytes, str] | None:
+    """The PNG, JPEG or WebP bytes ``img`` was decoded from, when known and still true to its pixels."""
+    entry = img.info.get(_ENCODED)
+    if not (isinstance(entry, tuple) and len(entry) == 2) or entry[0] != _pixels_digest(img):
+        return None
+    mime = _mime(entry[1])
+    return (entry[1], mime) if mime else None

@@ -4,7 +4,10 @@ Roles decide encoding and colour handling (glTF 2.0 spec, materials):
 * ``baseColor`` and ``emissive`` are sRGB colour: JPEG when opaque, PNG when alpha is used;
 * ``normal``, ``metallicRoughness``, ``occlusion`` are linear data: always PNG (lossless), RGB,
   never colour-managed. ICC profiles are dropped (glTF ignores them; the validator warns).
-Pure functions over Pillow images.
+Where the profile allows ``EXT_texture_webp``, WebP replaces both: lossy for colour (alpha kept),
+lossless for data maps, whose values are vectors and factors, not pictures.
+Pure functions over Pillow images; each result carries its encoded bytes so the GLB writer embeds
+them as they are instead of encoding again.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def pot_size(n: int, max_px: int) -> int:
 
 @dataclass(frozen=True)
 class Prepared:
-    image: Any  # PIL.Image with .format "JPEG" or "PNG" (what trimesh's GLB writer keys on)
+    image: Any  # PIL.Image with .format "JPEG", "PNG" or "WEBP" and its encoded bytes attached
     changed: bool
     before: tuple[int, int]
     after: tuple[int, int]
@@ -51,9 +54,11 @@ def uses_alpha(img: Any) -> bool:
 
 
 def prepare_texture(img: Any, role: str, *, max_px: int, opaque_material: bool = True,
-                    jpeg_quality: int = 90) -> Prepared:
+                    jpeg_quality: int = 90, webp: bool = False) -> Prepared:
     """Resize ``img`` to power-of-two sides <= ``max_px`` and encode it as its role needs."""
     from PIL import Image
+
+    from meshforge.io.images import attach_encoded
 
     width, height = img.size
     size = (pot_size(width, max_px), pot_size(height, max_px))
@@ -62,6 +67,8 @@ def prepare_texture(img: Any, role: str, *, max_px: int, opaque_material: bool =
         mode, codec = ("RGBA", "PNG") if alpha else ("RGB", "JPEG")
     else:
         mode, codec = "RGB", "PNG"
+    if webp:
+        codec = "WEBP"
     source_format = (img.format or "").upper()
     needs = size != (width, height) or img.mode != mode or source_format != codec or "icc_profile" in img.info
     if not needs:
@@ -75,10 +82,15 @@ def prepare_texture(img: Any, role: str, *, max_px: int, opaque_material: bool =
     buf = io.BytesIO()
     if codec == "JPEG":
         work.save(buf, format="JPEG", quality=jpeg_quality, optimize=True)
+    elif codec == "WEBP":
+        lossless = role in DATA_ROLES
+        work.save(buf, format="WEBP", lossless=lossless, quality=100 if lossless else jpeg_quality, method=4)
     else:
         work.save(buf, format="PNG", optimize=False)
-    out = Image.open(io.BytesIO(buf.getvalue()))
+    data = buf.getvalue()
+    out = Image.open(io.BytesIO(data))
     out.load()
+    attach_encoded(out, data)
     return Prepared(image=out, changed=True, before=(width, height), after=size, codec=codec)
 
 
