@@ -1,13 +1,16 @@
 """``glb``: one self-contained binary glTF (metres, +Y up, PBR metallic-roughness, normals present).
 
 A scene still in other units or +Z up (a chain without ``commerce.to_metres``) is converted here,
-so the file is always what glTF says it is.
+so the file is always what glTF says it is. Geometry compression is the profile's choice: Draco and
+meshopt need a decoder in the viewer (model-viewer has both; AR Quick Look, the Khronos asset
+auditor and many marketplaces have neither: REQUIREMENTS.md C11).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from meshforge.asset import AssetView
 from meshforge.context import StepContext
@@ -21,6 +24,10 @@ from meshforge.types import ExportStep, Units
 @dataclass(frozen=True, kw_only=True)
 class GlbParams:
     assume_units: str = field("mm", "unit of coordinates when the scene carries none (STL, OBJ): converted to metres")
+    compression: Literal["none", "draco", "meshopt"] = field("none", "geometry compression: none, draco (KHR_draco_mesh_compression, lossy: "
+                                     "14-bit positions, 10-bit normals, 12-bit UVs) or meshopt (EXT_meshopt_compression, lossless)")
+    jpeg_quality: int = field(90, "quality for a JPEG texture that has to be encoded at export (one never "
+                                  "decoded from a file or prepared by commerce.textures)")
 
 
 def write_glb(view: AssetView, params: GlbParams, ctx: StepContext) -> list[Path]:
@@ -32,7 +39,10 @@ def write_glb(view: AssetView, params: GlbParams, ctx: StepContext) -> list[Path
     if changed:
         ctx.log.info("converted %s/%s to metres/+Y up on export", units.length or params.assume_units, units.up)
     path = ctx.out_dir / f"{view.out_name}.glb"
-    path.write_bytes(glb_bytes(scene))
+    data = glb_bytes(scene, compression=params.compression, jpeg_quality=params.jpeg_quality)
+    path.write_bytes(data)
+    if params.compression != "none":
+        ctx.log.info("wrote %s with %s geometry compression (%d bytes)", path.name, params.compression, len(data))
     return [path]
 
 

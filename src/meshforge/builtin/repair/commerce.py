@@ -90,7 +90,9 @@ def add_normals(view: AssetView, params: NoParams, ctx: StepContext) -> RepairRe
 @dataclass(frozen=True, kw_only=True)
 class TexturesParams:
     max_px: int = field(2048, "largest texture side, rounded down to a power of two (C6: Khronos 2K, Quick Look)")
-    jpeg_quality: int = field(90, "JPEG quality for opaque colour textures")
+    jpeg_quality: int = field(90, "JPEG (or lossy WebP) quality for colour textures")
+    webp: bool = field(False, "encode every texture as WebP (EXT_texture_webp, required: no PNG/JPEG fallback); "
+                              "only for viewers that decode it (model-viewer, three.js; not AR Quick Look)")
 
 
 def _materials(scene: Any) -> list[tuple[str, Any]]:
@@ -125,7 +127,7 @@ def prepare_textures(view: AssetView, params: TexturesParams, ctx: StepContext) 
             key = (id(img), role, opaque)
             if key not in done:
                 done[key] = tex.prepare_texture(img, role, max_px=params.max_px, opaque_material=opaque,
-                                                jpeg_quality=params.jpeg_quality)
+                                                jpeg_quality=params.jpeg_quality, webp=params.webp)
                 if done[key].changed:
                     resized += done[key].before != done[key].after
                     reencoded += 1
@@ -138,7 +140,8 @@ def prepare_textures(view: AssetView, params: TexturesParams, ctx: StepContext) 
             changed_materials[id(material)] = new
 
     if not changed_materials:
-        return RepairResult.unchanged(f"textures are power-of-two, <= {params.max_px} px, PNG/JPEG by role")
+        codecs = "WebP" if params.webp else "PNG/JPEG by role"
+        return RepairResult.unchanged(f"textures are power-of-two, <= {params.max_px} px, {codecs}")
 
     def swap(name: str, mesh: Any) -> Any | None:
         if not isinstance(mesh.visual, TextureVisuals) or id(mesh.visual.material) not in changed_materials:
