@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -52,21 +53,22 @@ def summary(result: Any, *, wrote: bool) -> None:
             order = {"error": 0, "warning": 1, "info": 2}
             for f in sorted(data["findings"], key=lambda f: order[f["severity"]]):
                 sev = f["severity"]
-                table.add_row(Text(sev, _SEVERITY_STYLE[sev]), f["code"], _fmt(f["measured"]), _fmt(f["threshold"]),
-                              _fmt(f["count"]), f["message"])
+                # Text, not str: a message quoting "[...]" (a list, a file name) is not rich markup
+                table.add_row(Text(sev, _SEVERITY_STYLE[sev]), Text(f["code"]), Text(_fmt(f["measured"])),
+                              Text(_fmt(f["threshold"])), Text(_fmt(f["count"])), Text(f["message"]))
             console.print(table)
         repaired = [s for s in data["steps"] if s["stage"] == "repair" and s["outcome"] == "ok" and s["after"]]
         for step in repaired:
             before, after = step["before"] or {}, step["after"] or {}
             console.print(
-                f"   repaired [bold]{step['id']}[/] ({step['plugin']}): {before.get('triangles')} → {after.get('triangles')} "
-                f"triangles, watertight {before.get('watertight')} → {after.get('watertight')}"
-                + (f" — {step['note']}" if step["note"] else "")
+                f"   repaired [bold]{escape(step['id'])}[/] ({escape(step['plugin'])}): {before.get('triangles')} → "
+                f"{after.get('triangles')} triangles, watertight {before.get('watertight')} → {after.get('watertight')}"
+                + (f" — {escape(step['note'])}" if step["note"] else "")
             )
         if wrote:
             for out in data["outputs"]:
                 tag = "rejected" if out["rejected"] else "wrote"
-                console.print(f"   {tag} {out['path']} ({out['bytes']} bytes)")
+                console.print(f"   {tag} {escape(str(out['path']))} ({out['bytes']} bytes)")
 
 
 def profiles_table(items: list[dict[str, Any]]) -> None:
@@ -80,21 +82,21 @@ def profiles_table(items: list[dict[str, Any]]) -> None:
 
 def profile(data: dict[str, Any]) -> None:
     console = _console()
-    console.print(f"[bold]{data['name']}[/] — {data['summary']}")
-    console.print(f"sources: {' → '.join(data['sources'])}")
+    console.print(f"[bold]{escape(data['name'])}[/] — {escape(data['summary'])}")
+    console.print(f"sources: {' → '.join(data['sources'])}", markup=False)
     for stage, steps in data["chain"].items():
         if not steps:
             continue
         console.print(f"[bold]{stage}[/]")
         for step in steps:
             extra = " (always)" if step.get("always") else ""
-            console.print(f"  {step['id']} = {step['plugin']}:{step['uses']}{extra}")
+            console.print(f"  {step['id']} = {step['plugin']}:{step['uses']}{extra}", markup=False)
             for key, value in step["params"].items():
-                console.print(f"      {key} = {_fmt(value)}")
+                console.print(f"      {key} = {_fmt(value)}", markup=False)
             for fallback in step.get("fallback_from", []):
-                console.print(f"      [yellow]fell back from {fallback}[/]")
-    console.print(f"[bold]run[/] {data['run']}")
-    console.print(f"[bold]limits[/] {data['limits']}")
+                console.print(f"      [yellow]fell back from {escape(str(fallback))}[/]")
+    console.print(f"[bold]run[/] {escape(str(data['run']))}")
+    console.print(f"[bold]limits[/] {escape(str(data['limits']))}")
 
 
 def plugins_table(records: list[dict[str, Any]]) -> None:
