@@ -505,7 +505,12 @@ def encode_image(image: Any, *, color: bool, keep_alpha: bool) -> tuple[bytes, s
     forgets ``format``) follows the storefront rule of ``ops.textures``: colour maps JPEG when
     opaque, PNG for alpha and for data maps (normal, metal-rough, occlusion), which must stay exact.
     """
+    from meshforge.io.images import encoded_bytes
+
     has_alpha = keep_alpha and (image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info))
+    known = encoded_bytes(image)  # the bytes it was decoded or prepared from, still true to its pixels
+    if known is not None and known[1] in ("image/png", "image/jpeg") and (has_alpha or image.mode in ("RGB", "L")):
+        return known[0], "png" if known[1] == "image/png" else "jpg"
     source = (image.format or "").upper()
     buf = io.BytesIO()
     if source == "JPEG" and image.mode == "RGB" and not has_alpha:
