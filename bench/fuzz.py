@@ -38,12 +38,14 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=10)
     ap.add_argument("--only", nargs="*", default=None, help=f"formats: {', '.join(SEEDS)}")
     ap.add_argument("--out", type=Path, default=Path("fuzz-failures"))
+    ap.add_argument("--files", nargs="*", type=Path, default=(),
+                    help="extra seed files (e.g. Draco/meshopt GLBs written by meshforge or gltfpack)")
     args = ap.parse_args()
     from meshforge.io.fuzzing import alarm, mutate, read_mutant
 
     rng = random.Random(args.seed)
     kinds = args.only or list(SEEDS)
-    seeds = [(k, CORPUS / p) for k in kinds for p in SEEDS[k]]
+    seeds = [(k, CORPUS / p) for k in kinds for p in SEEDS[k]] + [(f.suffix.lstrip("."), f) for f in args.files]
     data = {p: p.read_bytes() for _, p in seeds}
     outcomes: collections.Counter[str] = collections.Counter()
     failures = 0
