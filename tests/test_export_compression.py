@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from referees import gltf_errors, gltf_validator
+from test_export_glb import gltf_rows
 
 from meshforge import Engine
 from meshforge.io.glb_container import join_glb, split_glb
@@ -233,3 +234,24 @@ def test_profile_listing_shows_list_values(tmp_path):
     assert done.returncode == 0
     assert "image/webp" in done.stdout
 
+
+
+@pytest.fixture(scope="module")
+def web_engine() -> Engine:
+    return Engine("web-modelviewer-glb", overrides={"decimate.target_triangles": 50_000}, entry_points=False)
+
+
+@pytest.mark.referee
+@pytest.mark.parametrize("rel", gltf_rows())
+def test_every_corpus_model_exports_as_a_valid_compressed_glb(web_engine, corpus, tmp_path, rel):
+    report = web_engine.run(corpus / rel, out_dir=tmp_path)
+    if report.status is Status.UNUSABLE:
+        pytest.skip(f"{rel} does not load here")
+    glbs = [Path(o.path) for o in report.outputs if o.format == "glb"]
+    assert len(glbs) == 1, [(s.name, s.outcome, s.note) for s in report.steps]
+    assert gltf_errors(gltf_validator(glbs[0])) == []
+    tree = tree_of(glbs[0])
+    assert "KHR_draco_mesh_compression" in tree["extensionsRequired"]
+    assert all(mime == "image/webp" for mime, _ in image_payloads(glbs[0]))
+    loaded = read_back(glbs[0])  # every payload decodes, no structural error
+    assert loaded.document.triangles == report.metrics.triangles
