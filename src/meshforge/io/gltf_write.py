@@ -68,72 +68,17 @@ class _DetachedImages:
         return stripped
 
 
-def _sanitize_mesh(mesh: Any, detached: _DetachedImages) -> Any | None:
-    """A copy fit for glTF, or None to drop it: finite positions, real triangles, unit normals."""
-    import trimesh
+def prepare(scene: Any, detached: _DetachedImages | None = None) -> Any:
+    """The scene made drawable (``scene_ops.drawable_scene``), its materials' images taken off."""
     from trimesh.visual import TextureVisuals
 
-    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-        return None
-    vertices = np.asarray(mesh.vertices, dtype=np.float64)
-    faces = np.asarray(mesh.faces, dtype=np.int64)
-    finite_v = np.isfinite(vertices).all(axis=1)
-    keep = finite_v[faces].all(axis=1)
-    keep &= (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-    if not keep.any():
-        return None
-    attrs = scene_ops.vertex_attributes(mesh)
-    faces = faces[keep]
-    used, inverse = np.unique(faces.reshape(-1), return_inverse=True)
-    new_attrs = {k: np.asarray(v)[used] for k, v in attrs.items()}
-    if "uv" in new_attrs:
-        uv = np.asarray(new_attrs["uv"], dtype=np.float64)
-        new_attrs["uv"] = np.where(np.isfinite(uv), uv, 0.0)
-    out = scene_ops.rebuild(mesh, vertices[used], inverse.reshape(-1, 3), new_attrs)
-    out.vertex_normals = unit_normals(out, new_attrs.get("normal"))
-    if isinstance(out.visual, TextureVisuals) and out.visual.material is not None:
-        out.visual.material = detached.strip(out.visual.material)
-    return out
-
-
-def unit_normals(mesh: Any, given: np.ndarray | None) -> np.ndarray:
-    """Unit vertex normals: the given ones where usable, computed (area-weighted) elsewhere, +Y last resort."""
-    import trimesh
-
-    computed = np.asarray(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).vertex_normals, dtype=np.float64)
-    normals = computed.copy() if given is None else np.asarray(given, dtype=np.float64).copy()
-    length = np.linalg.norm(normals, axis=1)
-    bad = ~np.isfinite(length) | (length < 1e-8)
-    normals[bad] = computed[bad]
-    length = np.linalg.norm(normals, axis=1)
-    bad = ~np.isfinite(length) | (length < 1e-8)
-    normals[bad] = (0.0, 1.0, 0.0)
-    return normals / np.linalg.norm(normals, axis=1, keepdims=True)
-
-
-def prepare(scene: Any, detached: _DetachedImages | None = None) -> Any:
-    """The scene with every geometry sanitized (dropped when nothing drawable is left)."""
-    import trimesh
-
     detached = detached if detached is not None else _DetachedImages()
-    replaced: dict[str, Any] = {}
-    drop: list[str] = []
-    for name, geom in scene.geometry.items():
-        new = _sanitize_mesh(geom, detached)
-        if new is None:
-            drop.append(name)
-        else:
-            replaced[name] = new
-    out = scene_ops.with_geometry(scene, replaced)
-    for name in drop:
-        out.delete_geometry(name)
-    if not out.geometry:
-        raise ValueError("nothing drawable left to export (no finite, non-degenerate triangles)")
-    # world must be finite too: node transforms with NaN/inf cannot be exported
-    for a, b, data in out.graph.to_edgelist():
-        if "matrix" in data and not np.isfinite(np.asarray(data["matrix"], dtype=np.float64)).all():
-            raise ValueError(f"node {b!r} has a non-finite transform")
-    return out if isinstance(out, trimesh.Scene) else trimesh.Scene(out)
+
+    def strip(mesh: Any) -> None:
+        if isinstance(mesh.visual, TextureVisuals) and mesh.visual.material is not None:
+            mesh.visual.material = detached.strip(mesh.visual.material)
+
+    return scene_ops.drawable_scene(scene, strip)
 
 
 def _postprocess(tree: dict[str, Any]) -> None:

@@ -78,7 +78,7 @@ def write_usdz(scene: Any, target: Path, *, name: str = "model") -> UsdzSummary:
     """Write the package at ``target`` (must end in ``.usdz``)."""
     from pxr import Sdf, UsdUtils
 
-    prepared = drawable_scene(scene)
+    prepared = scene_ops.drawable_scene(scene)
     with tempfile.TemporaryDirectory(prefix="meshforge-usdz-stage-") as tmp:
         folder = Path(tmp)
         layer, summary = _author_stage(prepared, folder, name)
@@ -96,71 +96,6 @@ def write_usdz(scene: Any, target: Path, *, name: str = "model") -> UsdzSummary:
         if not ok or not target.is_file():
             raise RuntimeError(f"UsdUtils.CreateNewUsdzPackage failed for {target.name}: {'; '.join(notes) or 'no reason given'}")
     return replace(summary, bytes=target.stat().st_size, notes=notes)
-
-
-# --- what gets drawn ------------------------------------------------------------------------------------
-
-
-def drawable_scene(scene: Any) -> Any:
-    """``scene`` with every geometry reduced to finite, non-degenerate triangles with unit normals.
-
-    Geometries with nothing drawable left are dropped; a non-finite node transform is an error.
-    """
-    import trimesh
-
-    if isinstance(scene, trimesh.Trimesh):
-        scene = trimesh.Scene(scene)
-    replaced: dict[str, Any] = {}
-    drop: list[str] = []
-    for name, geom in scene.geometry.items():
-        mesh = _drawable(geom)
-        if mesh is None:
-            drop.append(name)
-        else:
-            replaced[name] = mesh
-    out = scene_ops.with_geometry(scene, replaced)
-    for name in drop:
-        out.delete_geometry(name)
-    if not out.geometry:
-        raise ValueError("nothing drawable to export (no finite, non-degenerate triangles)")
-    for _, child, data in out.graph.to_edgelist():
-        if "matrix" in data and not np.isfinite(np.asarray(data["matrix"], dtype=np.float64)).all():
-            raise ValueError(f"node {child!r} has a non-finite transform")
-    return out
-
-
-def _drawable(mesh: Any) -> Any | None:
-    import trimesh
-
-    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-        return None
-    vertices = np.asarray(mesh.vertices, dtype=np.float64)
-    faces = np.asarray(mesh.faces, dtype=np.int64)
-    keep = np.isfinite(vertices).all(axis=1)[faces].all(axis=1)
-    keep &= (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-    if not keep.any():
-        return None
-    attrs = scene_ops.vertex_attributes(mesh)
-    used, inverse = np.unique(faces[keep].reshape(-1), return_inverse=True)
-    attrs = {k: np.asarray(v)[used] for k, v in attrs.items()}
-    if "uv" in attrs:
-        attrs["uv"] = np.where(np.isfinite(attrs["uv"]), attrs["uv"], 0.0)
-    out = scene_ops.rebuild(mesh, vertices[used], inverse.reshape(-1, 3), attrs)
-    out.vertex_normals = _unit_normals(out, attrs.get("normal"))
-    return out
-
-
-def _unit_normals(mesh: Any, given: np.ndarray | None) -> np.ndarray:
-    """The given normals where usable, area-weighted computed ones elsewhere, +Y as the last resort."""
-    import trimesh
-
-    computed = np.asarray(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).vertex_normals, dtype=np.float64)
-    normals = computed.copy() if given is None else np.asarray(given, dtype=np.float64).copy()
-    for fallback in (computed, np.array([0.0, 1.0, 0.0])):
-        length = np.linalg.norm(normals, axis=1)
-        bad = ~np.isfinite(length) | (length < 1e-8)
-        normals[bad] = fallback[bad] if fallback.ndim == 2 else fallback
-    return normals / np.linalg.norm(normals, axis=1, keepdims=True)
 
 
 # --- stage authoring ------------------------------------------------------------------------------

@@ -193,3 +193,69 @@ def clean_roots(scene: Any) -> tuple[Any, int]:
         out.geometry[name] = geom
     out.graph = graph
     return out, len(dirty)
+
+
+def unit_normals(mesh: Any, given: np.ndarray | None) -> np.ndarray:
+    """Unit vertex normals: the given ones where usable, computed (area-weighted) elsewhere, +Y last resort."""
+    import trimesh
+
+    computed = np.asarray(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).vertex_normals, dtype=np.float64)
+    normals = computed.copy() if given is None else np.asarray(given, dtype=np.float64).copy()
+    for fallback in (computed, np.array([0.0, 1.0, 0.0])):
+        length = np.linalg.norm(normals, axis=1)
+        bad = ~np.isfinite(length) | (length < 1e-8)
+        normals[bad] = fallback[bad] if fallback.ndim == 2 else fallback
+    return normals / np.linalg.norm(normals, axis=1, keepdims=True)
+
+
+def drawable_mesh(mesh: Any) -> Any | None:
+    """A copy fit for a viewer file, or None: finite positions, real triangles, finite UVs, unit normals."""
+    import trimesh
+
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        return None
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    keep = np.isfinite(vertices).all(axis=1)[faces].all(axis=1)
+    keep &= (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    if not keep.any():
+        return None
+    attrs = vertex_attributes(mesh)
+    used, inverse = np.unique(faces[keep].reshape(-1), return_inverse=True)
+    attrs = {k: np.asarray(v)[used] for k, v in attrs.items()}
+    if "uv" in attrs:
+        attrs["uv"] = np.where(np.isfinite(attrs["uv"]), attrs["uv"], 0.0)
+    out = rebuild(mesh, vertices[used], inverse.reshape(-1, 3), attrs)
+    out.vertex_normals = unit_normals(out, attrs.get("normal"))
+    return out
+
+
+def drawable_scene(scene: Any, adjust: Callable[[Any], None] | None = None) -> Any:
+    """``scene`` with every geometry made drawable (:func:`drawable_mesh`), for the GLB and USDZ writers.
+
+    Geometries with nothing drawable left are dropped; ``adjust`` may edit each new copy (its
+    material); no drawable geometry at all, or a non-finite node transform, is a ``ValueError``.
+    """
+    import trimesh
+
+    if isinstance(scene, trimesh.Trimesh):
+        scene = trimesh.Scene(scene)
+    replaced: dict[str, Any] = {}
+    drop: list[str] = []
+    for name, geom in scene.geometry.items():
+        mesh = drawable_mesh(geom)
+        if mesh is None:
+            drop.append(name)
+            continue
+        if adjust is not None:
+            adjust(mesh)
+        replaced[name] = mesh
+    out = with_geometry(scene, replaced)
+    for name in drop:
+        out.delete_geometry(name)
+    if not out.geometry:
+        raise ValueError("nothing drawable left to export (no finite, non-degenerate triangles)")
+    for _, child, data in out.graph.to_edgelist():
+        if "matrix" in data and not np.isfinite(np.asarray(data["matrix"], dtype=np.float64)).all():
+            raise ValueError(f"node {child!r} has a non-finite transform")
+    return out

@@ -14,7 +14,6 @@ import numpy as np
 from meshforge.asset import AssetView
 from meshforge.context import StepContext
 from meshforge.hookspecs import hookimpl
-from meshforge.io.gltf_write import unit_normals
 from meshforge.ops import scene_ops
 from meshforge.ops import textures as tex
 from meshforge.ops import units as units_ops
@@ -74,7 +73,7 @@ def add_normals(view: AssetView, params: NoParams, ctx: StepContext) -> RepairRe
             if np.all(np.isfinite(length)) and np.all(np.abs(length - 1.0) < 1e-3):
                 return None
         new = mesh.copy(include_cache=True)
-        new.vertex_normals = unit_normals(mesh, given)
+        new.vertex_normals = scene_ops.unit_normals(mesh, given)
         added += 1
         return new
 
