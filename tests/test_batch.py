@@ -238,6 +238,68 @@ def test_a_crashing_or_stuck_job_fails_alone_and_the_batch_goes_on(tmp_path: Pat
     assert BatchStore(out, create=False).job("a").attempts == 1  # type: ignore[union-attr]
 
 
+# --- throughput: worker thread pools --------------------------------------------------------------
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def test_worker_thread_pools_get_their_share_of_the_cores(tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    for var in THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)  # workers inherit the environment: no user setting here
+    cube = str(corpus / "stl/trimesh/20mm-xyz-cube.stl")
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    with_open3d = importlib.util.find_spec("open3d") is not None
+    rows = [{"id": f"j{i}", "model": cube, "probe": str(probe), "open3d": int(with_open3d)} for i in range(6)]
+    catalog = write_csv(tmp_path / "c.csv", rows)
+    with Batch(catalog, out_dir=tmp_path / "out", profile=PROFILE, plugins=[PLUGIN], entry_points=False, workers=2) as batch:
+        assert batch.run().counts["done"] == 6
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    seen = [json.loads(p.read_text()) for p in probe.glob("*.json")]
+    assert len(seen) == 6
+    for s in seen:
+        assert s["env"] == {"OMP_NUM_THREADS": str(share), "OPENBLAS_NUM_THREADS": str(share), "MKL_NUM_THREADS": str(share)}
+        assert s["openblas"] in (None, share)  # None: numpy built on another BLAS
+    if with_open3d:  # open3d's pool is sized once a job has imported it: every later job in that worker
+        by_pid: dict[int, list[dict]] = collections.defaultdict(list)
+        for s in sorted(seen, key=lambda s: s["t"]):
+            by_pid[s["pid"]].append(s)
+        later = [s["open3d"] for jobs in by_pid.values() for s in jobs[1:]]
+        assert later and set(later) == {share}
+
+
+def test_limit_native_threads_tells_a_loaded_openblas_and_keeps_what_the_user_set() -> None:
+    code = (
+        "import json, numpy\n"
+        "from meshforge.batch.worker import limit_native_threads\n"
+        "from test_batch_support import openblas_threads\n"
+        "before = openblas_threads()\n"
+        "done = limit_native_threads(1)\n"
+        "print(json.dumps([before, openblas_threads(), done]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+
+    def run(extra: dict[str, str]) -> list:
+        out = subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    before, after, done = run({})
+    if before is None:
+        pytest.skip("numpy is not built on OpenBLAS")
+    assert after == 1 and done["openblas"]
+    assert done["env"]["OMP_NUM_THREADS"] == "1" and done["env"]["OPENBLAS_NUM_THREADS"] == "1"
+    # A variable the user set wins: neither it nor the loaded OpenBLAS is touched.
+    before, after, done = run({"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"})
+    assert after == before and done["openblas"] == []
+    assert "OMP_NUM_THREADS" not in done["env"] and done["env"]["MKL_NUM_THREADS"] == "1"
+
+
 def cli():  # type: ignore[no-untyped-def]
     from meshforge.cli.main import main
 

@@ -94,11 +94,14 @@ class ProcessExecutor:
 
     name = "process"
 
-    def __init__(self, config: RunConfig, workers: int) -> None:
+    def __init__(self, config: RunConfig, workers: int, native_threads: int | None = None) -> None:
         self.config = config
         self.n = max(1, workers)
         self.gen_per_worker = max(1, math.ceil(config.generate_concurrency / self.n))
         self._ctx = multiprocessing.get_context("spawn")  # no inherited threads, locks or GL state
+        # Each worker's share of the cores for the native libraries' thread pools (BLAS, OpenMP, TBB):
+        # left at "every core" they oversubscribe the machine as soon as two workers run.
+        self.native_threads = max(1, default_workers() // self.n) if native_threads is None else native_threads
         self.peak_rss_kb: dict[int, int] = {}
 
     def _start(self) -> _Worker:
@@ -107,7 +110,7 @@ class ProcessExecutor:
         proc = self._ctx.Process(
             target=_worker_entry,
             args=(child_conn, cfg.profile, cfg.overrides, cfg.entry_points, cfg.plugins, cfg.out_root, cfg.db_path,
-                  1 + self.gen_per_worker, os.getpid()),
+                  1 + self.gen_per_worker, os.getpid(), self.native_threads),
             daemon=True,
             name="meshforge-batch-worker",
         )

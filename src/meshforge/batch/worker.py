@@ -50,6 +50,83 @@ def get_engine(profile: Any, overrides: Any, entry_points: bool = True, plugins:
         return engine
 
 
+# Thread-count variables of the native libraries a chain may load (OpenBLAS through numpy/scipy,
+# OpenMP through fast-simplification or pymeshlab, MKL/BLIS/Accelerate builds, numexpr).
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+_OPENBLAS_SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "scipy_openblas_set_num_threads64_")
+
+
+def limit_native_threads(n: int) -> dict[str, Any]:
+    """Give the native thread pools of this process ``n`` threads each (a worker's share of the cores).
+
+    A library left alone sizes its pool to every core of the machine. With one worker per core that
+    is oversubscription: after each threaded call OpenBLAS keeps its helper spinning on the core the
+    other worker needs (measured: 0.4 CPU s per ecommerce-glb job), and a call whose helper has been
+    pushed off its core waits for it (a (2M x 3) @ (3 x 3) product took 22 s instead of 1 s while
+    another process kept the second core busy). Variables the user set are left as they are.
+    Libraries loaded later read the variables; OpenBLAS builds already loaded (numpy loads one
+    before the worker code runs when the main module imports numpy) are told at run time, on Linux.
+    open3d's TBB pool is sized once open3d is imported, by :func:`limit_open3d_threads`.
+    Returns what was changed.
+    """
+    import ctypes
+
+    n = max(1, int(n))
+    user_blas = any(os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"))
+    env = {}
+    for var in THREAD_ENV:
+        if not os.environ.get(var):
+            os.environ[var] = env[var] = str(n)
+    openblas = []
+    if not user_blas:
+        for path in _loaded_libraries("openblas"):
+            try:
+                lib = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | getattr(os, "RTLD_LAZY", 1))
+            except OSError:
+                continue
+            for name in _OPENBLAS_SETTERS:
+                setter = getattr(lib, name, None)
+                if setter is not None:
+                    setter.argtypes = [ctypes.c_int]
+                    setter.restype = None
+                    setter(n)
+                    openblas.append(path)
+                    break
+    return {"threads": n, "env": env, "openblas": openblas}
+
+
+def limit_open3d_threads(n: int) -> bool:
+    """Size open3d's TBB pool (decimation error, ray casting) once open3d has been imported; True if done."""
+    o3d = sys.modules.get("open3d")
+    utility = getattr(o3d, "utility", None)
+    setter = getattr(utility, "set_max_threads", None)
+    if setter is None:
+        return False
+    try:
+        setter(max(1, int(n)))
+    except Exception:  # an open3d without the call, or one that refuses: its default pool stays
+        return False
+    return True
+
+
+def _loaded_libraries(fragment: str) -> list[str]:
+    """Paths of the shared libraries mapped in this process whose file name contains ``fragment`` (Linux)."""
+    found: list[str] = []
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                parts = line.split(None, 5)
+                if len(parts) == 6:
+                    path = parts[5].strip()
+                    if fragment in os.path.basename(path).lower() and path not in found:
+                        found.append(path)
+    except OSError:
+        pass
+    return found
+
+
 def job_dir(out_root: Path, job_id: str) -> Path:
     return Path(out_root) / "jobs" / job_id
 
@@ -124,15 +201,19 @@ def _watch_parent(parent: int) -> None:
 
 
 def worker_main(conn: Any, profile: Any, overrides: Any, entry_points: bool, plugins: tuple[str, ...], out_root: str,
-                db_path: str, threads: int, parent: int) -> None:
+                db_path: str, threads: int, parent: int, native_threads: int = 0) -> None:
     """Entry point of a local worker process: build the engine, then serve jobs from ``conn``.
 
     Messages in: ``("job", spec_dict)`` or ``None`` (stop). Out: ``("ready", pid)``,
     ``("result", id, dict)``, ``("error", id, reason)``. Several jobs may run at once on threads
-    (generation jobs waiting on a provider); the coordinator decides how many.
+    (generation jobs waiting on a provider); the coordinator decides how many. ``native_threads``
+    (when > 0) sizes the native libraries' thread pools: see :func:`limit_native_threads`.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    if native_threads > 0:
+        limit_native_threads(native_threads)
+    open3d_sized = native_threads <= 0
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     send_lock = threading.Lock()
 
@@ -152,6 +233,10 @@ def worker_main(conn: Any, profile: Any, overrides: Any, entry_points: bool, plu
     send(("ready", os.getpid()))
 
     def one(spec: dict[str, Any]) -> None:
+        nonlocal open3d_sized
+        if not open3d_sized and "open3d" in sys.modules:  # imported by an earlier job's step
+            limit_open3d_threads(native_threads)
+            open3d_sized = True
         try:
             result = execute_job(engine, spec, out_root, state)
         except BaseException as exc:  # the engine isolates steps; anything here is a bug worth a line
