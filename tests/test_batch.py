@@ -238,7 +238,7 @@ def test_a_crashing_or_stuck_job_fails_alone_and_the_batch_goes_on(tmp_path: Pat
     assert BatchStore(out, create=False).job("a").attempts == 1  # type: ignore[union-attr]
 
 
-# --- throughput: worker thread pools --------------------------------------------------------------
+# --- throughput: thread pools, order, early stop --------------------------------------------------
 
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -298,6 +298,49 @@ def test_limit_native_threads_tells_a_loaded_openblas_and_keeps_what_the_user_se
     before, after, done = run({"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"})
     assert after == before and done["openblas"] == []
     assert "OMP_NUM_THREADS" not in done["env"] and done["env"]["MKL_NUM_THREADS"] == "1"
+
+
+def test_jobs_run_largest_input_first(tmp_path: Path, corpus: Path) -> None:
+    from meshforge.batch import JobSpec
+    from meshforge.batch.executors import largest_first
+
+    files = {name: tmp_path / f"{name}.bin" for name in "abcd"}
+    for name, size in zip("abcd", (10, 30, 20, 30)):
+        files[name].write_bytes(b"x" * size)
+    specs = [JobSpec(id=n, row=i, kind="model", model=str(files[n])) for i, n in enumerate("abcd")]
+    specs.insert(1, JobSpec(id="gone", row=9, kind="model", model=str(tmp_path / "missing.stl")))
+    assert [s.id for s in largest_first(specs)] == ["b", "d", "c", "a", "gone"]  # equal sizes keep catalog order
+
+    # The local workers take them in that order (one worker: the order they finish in).
+    jobs = corpus_jobs(corpus, n=6)
+    catalog = write_csv(tmp_path / "c.csv", jobs)
+    with Batch(catalog, out_dir=tmp_path / "out", profile=PROFILE, plugins=[PLUGIN], entry_points=False, workers=1) as batch:
+        order = [r.id for r in batch.results()]
+    by_size = sorted(jobs, key=lambda j: -os.path.getsize(j["model"]))
+    assert order == [j["id"] for j in by_size] and order != [j["id"] for j in jobs]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads process states from /proc")
+def test_a_worker_with_nothing_left_to_do_exits_while_the_last_job_runs(tmp_path: Path, corpus: Path) -> None:
+    cube = str(corpus / "stl/trimesh/20mm-xyz-cube.stl")
+    catalog = write_csv(tmp_path / "c.csv", [{"id": "long", "model": cube, "sleep_s": 4}, {"id": "short", "model": cube}])
+
+    def exited(pid: int) -> bool:  # gone, or a zombie its parent has not reaped yet
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        except FileNotFoundError:
+            return True
+
+    with Batch(catalog, out_dir=tmp_path / "out", profile=PROFILE, plugins=[PLUGIN], entry_points=False, workers=2) as batch:
+        results = batch.results()
+        short = next(results)
+        long = next(results)
+        assert (short.id, long.id) == ("short", "long") and short.worker != long.worker
+        assert exited(int(short.worker.rpartition(":")[2]))  # stopped as soon as the queue was empty
+        assert not exited(int(long.worker.rpartition(":")[2]))  # still up until the batch ends
+        assert list(results) == []
+        assert batch.store.counts()["done"] == 2
+    assert_outputs_valid(tmp_path / "out")
 
 
 def cli():  # type: ignore[no-untyped-def]

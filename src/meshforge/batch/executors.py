@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
@@ -119,11 +119,12 @@ class ProcessExecutor:
         return _Worker(proc=proc, conn=parent_conn, pid=proc.pid or 0)
 
     def run(self, jobs: Sequence[JobSpec]) -> Iterator[Event]:
-        cpu: collections.deque[JobSpec] = collections.deque(j for j in jobs if not j.generates)
+        cpu: collections.deque[JobSpec] = collections.deque(largest_first(j for j in jobs if not j.generates))
         gen: collections.deque[JobSpec] = collections.deque(j for j in jobs if j.generates)
         suspects: collections.deque[JobSpec] = collections.deque()
         suspect_ids: set[str] = set()
         workers = [self._start() for _ in range(min(self.n, max(1, len(jobs))))]
+        retired: list[_Worker] = []  # stopped early: nothing left for them, the others still finishing
         timeout = self.config.job_timeout or None
         failed_starts = 0
 
@@ -159,12 +160,18 @@ class ProcessExecutor:
                     if failed_starts > 3:
                         raise RuntimeError(f"batch workers die while starting ({_exit_reason(w.proc.exitcode)})")
                     workers[workers.index(w)] = self._start()
+                if not (cpu or gen or suspects):
+                    # Stop idle workers now rather than at the end: their exit (interpreter teardown,
+                    # ~0.3 s with numpy/open3d loaded) overlaps the last jobs instead of following them.
+                    # A job requeued later (its worker died) goes to that worker's replacement.
+                    for w in [w for w in workers if w.ready and not w.jobs]:
+                        workers.remove(w)
+                        retired.append(w)
+                        _stop(w)
         finally:
             for w in workers:
-                try:
-                    w.conn.send(None)
-                except OSError:
-                    pass
+                _stop(w)
+            workers += retired
             deadline = time.monotonic() + 10
             for w in workers:
                 w.proc.join(timeout=max(0.1, deadline - time.monotonic()))
@@ -251,6 +258,30 @@ class ProcessExecutor:
         for spec, _ in left.values():
             requeue(spec, True)
             yield ("interrupted", spec, f"worker process died ({reason}) while running {len(left)} jobs; running it alone")
+
+
+def _stop(w: _Worker) -> None:
+    try:
+        w.conn.send(None)
+    except OSError:
+        pass
+
+
+def largest_first(jobs: Iterable[JobSpec]) -> list[JobSpec]:
+    """Jobs in decreasing input file size, the catalog order among equals.
+
+    Longest-first scheduling: the batch then ends on small jobs, not on one big job running alone
+    while the other workers idle. File size is the cost estimate that needs no parsing; a job
+    whose file cannot be read sorts last (it fails quickly).
+    """
+
+    def size(spec: JobSpec) -> int:
+        try:
+            return os.path.getsize(spec.model) if spec.model else 0
+        except OSError:
+            return 0
+
+    return sorted(jobs, key=size, reverse=True)  # stable: equal sizes keep their order
 
 
 def _worker_entry(*args: Any) -> None:
