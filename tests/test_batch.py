@@ -238,7 +238,7 @@ def test_a_crashing_or_stuck_job_fails_alone_and_the_batch_goes_on(tmp_path: Pat
     assert BatchStore(out, create=False).job("a").attempts == 1  # type: ignore[union-attr]
 
 
-# --- throughput: thread pools, order, early stop --------------------------------------------------
+# --- throughput: thread pools, order, early stop, CPU accounting ----------------------------------
 
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -341,6 +341,18 @@ def test_a_worker_with_nothing_left_to_do_exits_while_the_last_job_runs(tmp_path
         assert list(results) == []
         assert batch.store.counts()["done"] == 2
     assert_outputs_valid(tmp_path / "out")
+
+
+def test_each_result_carries_the_cpu_time_its_job_used(tmp_path: Path, corpus: Path) -> None:
+    cube = str(corpus / "stl/trimesh/20mm-xyz-cube.stl")
+    catalog = write_csv(tmp_path / "c.csv", [{"id": "spins", "model": cube, "spin_s": 0.6},
+                                             {"id": "sleeps", "model": cube, "sleep_s": 0.6}])
+    with Batch(catalog, out_dir=tmp_path / "out", profile=PROFILE, plugins=[PLUGIN], entry_points=False, workers=1) as batch:
+        res = {r.id: r for r in batch.results()}
+    spins, sleeps = res["spins"], res["sleeps"]
+    assert spins.cpu_seconds is not None and spins.cpu_seconds >= 0.55
+    assert sleeps.cpu_seconds is not None and sleeps.seconds is not None and sleeps.cpu_seconds < sleeps.seconds - 0.4
+    assert spins.to_dict()["cpu_seconds"] == spins.cpu_seconds
 
 
 def cli():  # type: ignore[no-untyped-def]

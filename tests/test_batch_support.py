@@ -1,5 +1,5 @@
-"""Helpers for the batch tests (no tests here): a plugin that paces, crashes or reports what its
-worker process looks like (thread pools) on request.
+"""Helpers for the batch tests (no tests here): a plugin that paces, crashes, burns CPU or reports
+what its worker process looks like (thread pools) on request.
 
 Imported by name in batch worker processes (``Batch(plugins=["test_batch_support"])`` or
 ``meshforge batch --plugin test_batch_support``), so it must stay importable from tests/.
@@ -60,6 +60,10 @@ def pace(view, params, ctx):  # type: ignore[no-untyped-def]
         import open3d  # noqa: F401  (a step that loads open3d, as decimation's error measure does)
     if meta.get("probe"):  # a folder: write what this worker process looks like from inside
         Path(meta["probe"], f"{view.inputs.id}.json").write_text(json.dumps(thread_probe()), encoding="utf-8")
+    spin = float(meta.get("spin_s", 0.0))
+    end = time.process_time() + spin
+    while time.process_time() < end:  # CPU work, not waiting
+        pass
     time.sleep(float(meta.get("sleep_s", params.sleep_s)))
     return []
 

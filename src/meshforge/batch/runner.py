@@ -48,6 +48,7 @@ class JobResult:
     outputs: tuple[Mapping[str, Any], ...] = ()  # path, format, bytes, sha256, rejected
     report: str | None = None
     seconds: float | None = None
+    cpu_seconds: float | None = None  # CPU (user + system) of the process that ran it, while it ran
     attempts: int = 0
     worker: str | None = None
 
@@ -67,6 +68,7 @@ class JobResult:
             "outputs": [dict(o) for o in self.outputs],
             "report": self.report,
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
             "attempts": self.attempts,
             "worker": self.worker,
         }
@@ -268,7 +270,8 @@ class Batch:
                 result = JobResult(
                     id=spec.id, row=spec.row, status=DONE, verdict=res.get("verdict"), errors=tuple(res.get("errors", ())),
                     messages=tuple(res.get("messages", ())), outputs=tuple(res.get("outputs", ())), report=res.get("report"),
-                    seconds=res.get("seconds"), attempts=attempts.get(spec.id, 0), worker=res.get("worker"),
+                    seconds=res.get("seconds"), cpu_seconds=res.get("cpu_seconds"), attempts=attempts.get(spec.id, 0),
+                    worker=res.get("worker"),
                 )
                 reporter.job(result)
                 yield result

@@ -164,7 +164,9 @@ def execute_job(engine: Any, spec: JobSpec | Mapping[str, Any], out_root: str | 
     if target.exists():
         shutil.rmtree(target, ignore_errors=True)
     started = time.perf_counter()
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     report = engine.run(spec.inputs(), out_dir=target, state=state)
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
     seconds = time.perf_counter() - started
     reports = sorted(target.rglob("*.report.json"))
     errors = [f.code for f in report.findings if f.is_error]
@@ -177,6 +179,7 @@ def execute_job(engine: Any, spec: JobSpec | Mapping[str, Any], out_root: str | 
         "outputs": [o.to_dict() for o in report.outputs],
         "report": str(reports[0]) if reports else None,
         "seconds": seconds,
+        "cpu_seconds": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime),
         "maxrss_kb": maxrss_kb(),
         "worker": worker_name(),
     }
