@@ -7,6 +7,12 @@ Assets are made once into --assets (default /tmp/meshforge-bench-assets): displa
 of 50k-500k triangles with UVs and a 2048x2048 JPEG base-colour texture, as GLB (ecommerce-glb input).
 Prints jobs/minute for both, the ratio (target >= 1.8 on 2 cores) and peak RSS per worker process.
 Nothing here asserts: numbers are for the report.
+
+Where the time goes, so a figure can be judged even on a shared machine: CPU seconds per job (all
+threads of the loop's process; in the batch each job's worker process while it ran, and the whole
+batch including start-up), cores used, the workers' idle fraction (1 - job time / (workers x wall))
+and the CPU that other processes used meanwhile (from /proc/stat): when ``other_cpu_share`` is
+above a few percent the run was disturbed and should be repeated.
 """
 
 from __future__ import annotations
@@ -67,6 +73,30 @@ def make_catalog(folder: Path, count: int, min_tris: int, max_tris: int) -> Path
     return catalog
 
 
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds every process on the machine has used since boot (Linux), to spot outside load."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    busy = sum(fields) - fields[3] - fields[4]  # minus idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def other_share(busy0: float | None, busy1: float | None, own_cpu: float, wall: float) -> float | None:
+    """Share of the machine's capacity that other processes used during a phase."""
+    if busy0 is None or busy1 is None:
+        return None
+    cores = len(os.sched_getaffinity(0))
+    return round(max(0.0, (busy1 - busy0) - own_cpu) / (cores * wall), 3)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=200)
@@ -87,22 +117,34 @@ def main() -> None:
 
     # Sequential reference: one process, one engine, a plain loop (what a script would do).
     engine = Engine(args.profile)
+    load_before = os.getloadavg()[0]
+    busy0, cpu0 = machine_busy_seconds(), cpu_seconds()
     t0 = time.perf_counter()
     verdicts_seq = {}
     for job in jobs:
         verdicts_seq[job.id] = str(engine.run(job.inputs(), out_dir=args.out / "seq" / job.id).status)
     seq_s = time.perf_counter() - t0
+    seq_cpu = cpu_seconds() - cpu0
+    seq_other = other_share(busy0, machine_busy_seconds(), seq_cpu, seq_s)
     seq_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    results = []
+    busy0, cpu0, kids0 = machine_busy_seconds(), cpu_seconds(), cpu_seconds(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with Batch(catalog, out_dir=args.out / "batch", profile=args.profile, workers=args.workers) as batch:
-        summary = batch.run()
+        summary = batch.run(on_result=results.append)
         per_worker: dict[str, int] = {}
         for j in batch.store.jobs():
             if j.worker and j.maxrss_kb:
                 per_worker[j.worker] = max(per_worker.get(j.worker, 0), j.maxrss_kb)
         verdicts_batch = {j.id: j.verdict for j in batch.store.jobs()}
     batch_s = time.perf_counter() - t0  # includes spawning workers and opening the database
+    # The workers have been joined, so their CPU is in RUSAGE_CHILDREN: start-up and imports included.
+    batch_cpu = cpu_seconds() - cpu0 + cpu_seconds(resource.RUSAGE_CHILDREN) - kids0
+    batch_other = other_share(busy0, machine_busy_seconds(), batch_cpu, batch_s)
+    # getattr: the bench also measures checkouts from before JobResult.cpu_seconds
+    job_cpu = [r.cpu_seconds for r in results if getattr(r, "cpu_seconds", None) is not None]
+    job_wall = sum(r.seconds or 0.0 for r in results)
 
     n = len(jobs)
     result = {
@@ -115,6 +157,14 @@ def main() -> None:
         "batch_jobs_per_min": round(60 * n / batch_s, 2),
         "speedup": round(seq_s / batch_s, 2),
         "target_speedup": 1.8,
+        "sequential_cpu_s_per_job": round(seq_cpu / n, 3),
+        "sequential_cores_used": round(seq_cpu / seq_s, 2),
+        "batch_cpu_s_per_job": round(sum(job_cpu) / len(job_cpu), 3) if job_cpu else None,
+        "batch_cpu_s_per_job_with_startup": round(batch_cpu / n, 3),
+        "batch_cores_used": round(batch_cpu / batch_s, 2),
+        "batch_worker_idle_fraction": round(1 - job_wall / (args.workers * batch_s), 3),
+        "load_before": round(load_before, 2),
+        "other_cpu_share": {"sequential": seq_other, "batch": batch_other},
         "sequential_peak_rss_mb": round(seq_rss_mb, 1),
         "worker_peak_rss_mb": {k: round(v / 1024, 1) for k, v in sorted(per_worker.items())},
         "same_verdicts": verdicts_seq == verdicts_batch,
