@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 
 from meshforge.io import glb_container
+from meshforge.io.gltf import COMPONENTS, DRACO, TYPE_SIZES
 
-EXTENSION = "KHR_draco_mesh_compression"
+EXTENSION = DRACO
 # glTF semantic -> (DracoPy.encode keyword, Draco GeometryAttribute type id)
 _ATTRIBUTES = {"POSITION": ("points", 0), "NORMAL": ("normals", 1), "COLOR_0": ("colors", 2), "TEXCOORD_0": ("tex_coord", 3)}
-_DTYPES = {5121: np.uint8, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
-_WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
+# what each attribute must be stored as to reach DracoPy unconverted (normalized integers would not)
+_COMPONENT_TYPE = {"POSITION": 5126, "NORMAL": 5126, "TEXCOORD_0": 5126, "COLOR_0": 5121}
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,12 @@ class DracoBits:
 def _read(tree: dict[str, Any], binary: bytes, index: int) -> np.ndarray | None:
     acc = tree["accessors"][index]
     view_index = acc.get("bufferView")
-    dtype = _DTYPES.get(acc.get("componentType"))
-    width = _WIDTH.get(acc.get("type"))
-    if view_index is None or dtype is None or width is None or acc.get("sparse"):
+    if view_index is None or acc.get("componentType") not in COMPONENTS or acc.get("type") not in TYPE_SIZES or acc.get("sparse"):
         return None
+    dtype, size = COMPONENTS[acc["componentType"]]
+    width = TYPE_SIZES[acc["type"]]
     view = tree["bufferViews"][view_index]
-    if view.get("buffer", 0) != 0 or view.get("byteStride", np.dtype(dtype).itemsize * width) != np.dtype(dtype).itemsize * width:
+    if view.get("buffer", 0) != 0 or view.get("byteStride", size * width) != size * width:
         return None
     start = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
     return np.frombuffer(binary, dtype=dtype, count=acc["count"] * width, offset=start).reshape(acc["count"], width)
@@ -75,6 +76,10 @@ def _compress_primitive(tree: dict[str, Any], binary: bytearray, source: bytes, 
         return False
     if set(attributes) - set(_ATTRIBUTES) or EXTENSION in prim.get("extensions", {}):
         return False
+    if any(tree["accessors"][acc].get("componentType") != _COMPONENT_TYPE[name] for name, acc in attributes.items()):
+        return False
+    if tree["accessors"][prim["indices"]].get("componentType") not in (5121, 5123, 5125):
+        return False
     arrays = {name: _read(tree, source, acc) for name, acc in attributes.items()}
     faces = _read(tree, source, prim["indices"])
     if faces is None or any(a is None for a in arrays.values()) or len(faces) % 3:
@@ -87,8 +92,6 @@ def _compress_primitive(tree: dict[str, Any], binary: bytearray, source: bytes, 
     if "TEXCOORD_0" in arrays:
         extra.update(tex_coord=arrays["TEXCOORD_0"].astype(np.float64), tex_coord_quantization_bits=bits.texcoord)
     if "COLOR_0" in arrays:
-        if arrays["COLOR_0"].dtype != np.uint8:
-            return False
         extra["colors"] = np.ascontiguousarray(arrays["COLOR_0"])
     encoded = DracoPy.encode(positions, faces, quantization_bits=bits.position, compression_level=bits.level, **extra)
     decoded = DracoPy.decode(encoded)

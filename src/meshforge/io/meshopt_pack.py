@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 
 from meshforge.io import glb_container
+from meshforge.io.gltf import COMPONENTS, TYPE_SIZES
 
 EXTENSION = "EXT_meshopt_compression"
 _VERTEX_HEADERS = (0xA0,)
 _INDEX_HEADERS = (0xE0, 0xE1)
-_COMPONENT_BYTES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
-_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 
 
 def _view_roles(tree: dict[str, Any]) -> dict[int, tuple[str, int, int]]:
@@ -45,7 +44,7 @@ def _view_roles(tree: dict[str, Any]) -> dict[int, tuple[str, int, int]]:
         view = acc.get("bufferView")
         if not isinstance(view, int):
             return
-        size = _COMPONENT_BYTES.get(acc.get("componentType"), 0) * _COMPONENTS.get(acc.get("type"), 0)
+        size = COMPONENTS.get(acc.get("componentType"), (None, 0))[1] * TYPE_SIZES.get(acc.get("type"), 0)
         stride = views[view].get("byteStride", size)
         if acc.get("byteOffset", 0) != 0 or size == 0:
             other.add(view)
