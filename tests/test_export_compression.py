@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from referees import gltf_errors, gltf_validator
-from test_export_glb import gltf_rows
+from test_export_glb import gltf_rows, only_glb
 
 from meshforge import Engine
 from meshforge.io.glb_container import join_glb, split_glb
@@ -43,8 +43,7 @@ def engines() -> dict[str, Engine]:
 def export(engine: Engine, src: Path, out: Path) -> Path:
     report = engine.run(src, out_dir=out)
     assert report.status is Status.PASS, [(f.code, f.message) for f in report.findings if f.severity == "error"]
-    (glb,) = [Path(o.path) for o in report.outputs if o.format == "glb"]
-    return glb
+    return only_glb(report)
 
 
 def read_back(path: Path):
@@ -247,11 +246,10 @@ def test_every_corpus_model_exports_as_a_valid_compressed_glb(web_engine, corpus
     report = web_engine.run(corpus / rel, out_dir=tmp_path)
     if report.status is Status.UNUSABLE:
         pytest.skip(f"{rel} does not load here")
-    glbs = [Path(o.path) for o in report.outputs if o.format == "glb"]
-    assert len(glbs) == 1, [(s.name, s.outcome, s.note) for s in report.steps]
-    assert gltf_errors(gltf_validator(glbs[0])) == []
-    tree = tree_of(glbs[0])
+    glb = only_glb(report)
+    assert gltf_errors(gltf_validator(glb)) == []
+    tree = tree_of(glb)
     assert "KHR_draco_mesh_compression" in tree["extensionsRequired"]
-    assert all(mime == "image/webp" for mime, _ in image_payloads(glbs[0]))
-    loaded = read_back(glbs[0])  # every payload decodes, no structural error
+    assert all(mime == "image/webp" for mime, _ in image_payloads(glb))
+    loaded = read_back(glb)  # every payload decodes, no structural error
     assert loaded.document.triangles == report.metrics.triangles

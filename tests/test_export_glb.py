@@ -49,6 +49,13 @@ def read_glb(path: Path) -> tuple[pygltflib.GLTF2, bytes]:
     return gltf, gltf.binary_blob() or b""
 
 
+def only_glb(report) -> Path:
+    """The one GLB a run wrote (the steps in the assertion message when it is not exactly one)."""
+    glbs = [Path(o.path) for o in report.outputs if o.format == "glb"]
+    assert len(glbs) == 1, [(s.name, s.outcome, s.note) for s in report.steps]
+    return glbs[0]
+
+
 def check_glb(path: Path) -> dict:
     """Our own assertions on a written GLB; returns the validator report."""
     data = path.read_bytes()
@@ -80,11 +87,10 @@ def test_corpus_gltf_exports_valid_glb(engine, corpus, tmp_path, rel):
     report = engine.run(corpus / rel, out_dir=tmp_path)
     if report.status is Status.UNUSABLE:
         pytest.skip(f"{rel} does not load here: {report.findings[-1].message}")
-    glbs = [Path(o.path) for o in report.outputs if o.format == "glb"]
-    assert len(glbs) == 1, [(s.name, s.outcome, s.note) for s in report.steps]
-    validator = check_glb(glbs[0])
+    glb = only_glb(report)
+    validator = check_glb(glb)
     assert validator["info"]["totalTriangleCount"] <= TARGET
-    gltf, _ = read_glb(glbs[0])
+    gltf, _ = read_glb(glb)
     # origin at bottom centre, in metres: min Y = 0 within 1 cm (C17)
     assert report.metrics is not None and abs(report.metrics.bounds[0][1]) < 0.01
 
