@@ -496,16 +496,21 @@ def test_kill_9_with_generation_in_flight_never_pays_twice(tmp_path: Path) -> No
         proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         db = out / "batch.sqlite"
         try:
+            # Kill once some jobs are done AND others are paid for but unfinished: the state under test.
+            # Waiting for a fixed count alone raced on a slow machine, where the kill could land between
+            # one wave of generations finishing and the next being submitted.
             deadline = time.monotonic() + 120
             done = 0
-            while time.monotonic() < deadline and proc.poll() is None and done < 4:
+            while time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.05)
                 if db.is_file():
                     try:
                         with sqlite3.connect(db, timeout=1) as conn:
                             done = conn.execute("SELECT COUNT(*) FROM jobs WHERE status = 'done'").fetchone()[0]
                     except sqlite3.OperationalError:
-                        pass
+                        continue
+                    if done >= 2 and done < server.submissions["meshy"] < n:
+                        break
             assert proc.poll() is None, proc.communicate()
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
