@@ -305,6 +305,75 @@ def test_thickness_backends_agree(backend):
     assert f.count == 4
 
 
+def slotted_block(width: float) -> trimesh.Trimesh:
+    """A 20 x 20 x 10 block with a ``width`` mm slot, 7 mm deep, across it (manifold3d difference)."""
+    import manifold3d as m3
+
+    block = m3.Manifold.cube((20, 20, 10), center=True)
+    slot = m3.Manifold.cube((width, 30, 8), center=True).translate((0, 0, 2))
+    mesh = (block - slot).to_mesh()
+    return trimesh.Trimesh(np.asarray(mesh.vert_properties)[:, :3], np.asarray(mesh.tri_verts), process=False)
+
+
+@pytest.mark.parametrize("backend", ["open3d", "trimesh"])
+def test_a_slot_narrower_than_the_detail_limit_is_a_narrow_gap(backend):
+    pytest.importorskip(backend)
+    block = slotted_block(0.5)
+    f = only(run("print.narrow_gaps", block, backend=backend), "print.narrow_gaps")
+    # the slot's two 7 x 20 mm walls, two triangles each: 280 mm^2 of the surface
+    assert (f.severity, f.count, f.threshold) == ("warning", 4, 0.8)
+    assert f.measured == pytest.approx(280 / block.area, rel=1e-4)
+    assert "narrowest 0.5 mm" in f.message and testing.codes(run("print.narrow_gaps", block)) == ["print.narrow_gaps"]
+    walls = block.triangles_center[np.asarray(f.samples)]
+    assert np.allclose(np.abs(walls[:, 0]), 0.25)  # the samples are the slot walls at x = +-0.25
+    assert run("print.narrow_gaps", slotted_block(1.2), backend=backend) == []
+    assert run("print.narrow_gaps", block, min_mm=0.4, backend=backend) == []
+
+
+def test_parts_closer_than_the_clearance_are_tight_but_overlap_is_not():
+    a = testing.box((10, 10, 10))
+    near = testing.box((10, 10, 10)).apply_translation((10.2, 0, 0))
+    findings = run("print.narrow_gaps", trimesh.util.concatenate([a, near]))
+    f = only(findings, "print.tight_clearance")  # between two parts: the clearance limit, not the detail limit
+    assert f.count == 4 and f.threshold == 0.3 and "narrowest 0.2 mm" in f.message
+    assert testing.codes(findings) == ["print.tight_clearance"]
+    apart = testing.box((10, 10, 10)).apply_translation((10.5, 0, 0))  # 0.5 mm: under the 0.8 detail limit, over the clearance
+    assert run("print.narrow_gaps", trimesh.util.concatenate([a, apart])) == []
+    # a face buried in the other part sees material, not a gap, in front of it
+    overlapping = testing.box((10, 10, 10)).apply_translation((5, 0, 0))
+    assert run("print.narrow_gaps", trimesh.util.concatenate([a, overlapping])) == []
+    assert run("print.narrow_gaps", testing.cube()) == []
+    assert run("print.narrow_gaps", trimesh.creation.icosphere(subdivisions=3, radius=10)) == []
+
+
+def test_a_tiny_narrow_area_is_info_not_a_warning():
+    block = slotted_block(0.5)
+    f = only(run("print.narrow_gaps", block, min_fraction=0.5), "print.narrow_gaps")
+    assert f.severity == "info" and "so info" in f.message
+
+
+def test_an_inverted_part_still_measures_the_gap_outside():
+    f = only(run("print.narrow_gaps", testing.inverted(slotted_block(0.5))), "print.narrow_gaps")
+    assert f.count == 4
+
+
+def test_thickness_and_gaps_share_one_ray_caster(monkeypatch):
+    from meshforge.ops import thickness
+
+    built = []
+    original = thickness.RayCaster.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(thickness.RayCaster, "__init__", counting)
+    view = testing.view(slotted_block(0.5))
+    assert testing.codes(run("print.wall_thickness", view)) == []
+    assert testing.codes(run("print.narrow_gaps", view)) == ["print.narrow_gaps"]
+    assert len(built) == 1  # one BVH for both checks on one geometry version
+
+
 def test_overhanging_cap():
     findings = run("print.overhangs", t_shape())
     f = only(findings, "print.overhangs")
@@ -434,6 +503,17 @@ def test_topology_exact_counts_on_corpus(corpus):
     # the manifest's figures come from an exact weld: compare the ops layer directly
     mesh = trimesh.load(corpus / "stl/trimesh/featuretype.STL", process=False, force="mesh")
     assert len(topology(mesh.vertices, mesh.faces).boundary_edges) == 576
+
+
+def test_profiles_set_the_gap_limits():
+    """A 0.5 mm slot is under FDM's 0.8 mm engrave detail and over resin's 0.4 mm; parts 0.4 mm apart
+    clear FDM's 0.3 mm and not resin's 0.5 mm."""
+    slot = slotted_block(0.5)
+    assert only(validate_only("fdm-print-stl").validate(slot).findings, "print.narrow_gaps").threshold == 0.8
+    assert "print.narrow_gaps" not in {f.code for f in validate_only("sla-print-stl").validate(slot).findings}
+    pair = trimesh.util.concatenate([testing.box((10, 10, 10)), testing.box((10, 10, 10)).apply_translation((10.4, 0, 0))])
+    assert "print.tight_clearance" not in {f.code for f in validate_only("fdm-print-stl").validate(pair).findings}
+    assert only(validate_only("sla-print-stl").validate(pair).findings, "print.tight_clearance").threshold == 0.5
 
 
 def test_profiles_set_the_technology_limits():

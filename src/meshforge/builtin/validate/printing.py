@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from meshforge.asset import AssetView
     from meshforge.context import StepContext
+    from meshforge.ops.thickness import RayCaster
     from meshforge.ops.topology import Topology
 
 SeverityName = Literal["error", "warning", "info"]
@@ -459,40 +460,66 @@ class ThicknessParams:
     backend: Literal["auto", "open3d", "trimesh"] = field("auto", "ray caster: open3d (Embree) when installed, else trimesh")
 
 
+def ray_caster(view: AssetView, backend: str) -> RayCaster:
+    """One BVH over the finite faces per geometry version, shared by the thickness and gap checks."""
+
+    def compute() -> RayCaster:
+        from meshforge.ops.thickness import RayCaster
+
+        v, f = finite_mesh(view)
+        return RayCaster(v, f, backend=backend)
+
+    return view.derived.get(f"print.ray_caster:{backend}", compute)
+
+
+@dataclass(frozen=True)
+class RayFaces:
+    """The faces a ray check casts from: indices into :func:`finite_mesh` faces, and their weights."""
+
+    ids: np.ndarray
+    weight: np.ndarray  # area when every face casts; 1 per ray when sampled by area
+    usable: int  # faces with a non-zero area
+    sampled: bool
+
+    def how(self) -> str:
+        return f" (sampled {len(self.ids)} of {self.usable} faces by area)" if self.sampled else ""
+
+
+def ray_faces(view: AssetView, max_rays: int) -> RayFaces | None:
+    """Every face with an area, or an area-weighted seeded sample of ``max_rays`` of them."""
+    if len(finite_mesh(view)[1]) == 0:
+        return None
+    area = face_geometry(view).area[face_ids(view)]
+    usable = np.flatnonzero(area > 0)
+    if len(usable) == 0:
+        return None
+    if len(usable) <= max_rays:
+        return RayFaces(usable, area[usable], len(usable), False)
+    rng = np.random.default_rng(0)
+    # area-weighted draw by inverting the cumulative area (what Generator.choice(p=) does, without its checks)
+    cum = np.cumsum(area[usable])
+    ids = usable[np.unique(np.searchsorted(cum, rng.random(max_rays) * cum[-1], side="right").clip(0, len(usable) - 1))]
+    return RayFaces(ids, np.ones(len(ids)), len(usable), True)
+
+
 def check_wall_thickness(view: AssetView, params: ThicknessParams, ctx: StepContext) -> Iterator[Any]:
     from meshforge.ops.thickness import inward_thickness
 
-    v, f = finite_mesh(view)
-    if len(f) == 0:
+    rays = ray_faces(view, params.max_rays)
+    if rays is None:
         return
-    geometry = face_geometry(view)
-    kept = face_ids(view)
-    area = geometry.area[kept]
-    usable = np.flatnonzero(area > 0)
-    if len(usable) == 0:
-        return
-    sampled = len(usable) > params.max_rays
-    if sampled:
-        rng = np.random.default_rng(0)
-        # area-weighted draw by inverting the cumulative area (what Generator.choice(p=) does, without its checks)
-        cum = np.cumsum(area[usable])
-        ids = usable[np.unique(np.searchsorted(cum, rng.random(params.max_rays) * cum[-1], side="right").clip(0, len(usable) - 1))]
-    else:
-        ids = usable
-    scale = mm_per_unit(view)
+    ids = rays.ids
     diag = float(np.linalg.norm(np.ptp(used_points(view), axis=0)))
     # an inside-out part (print.inverted) would cast its rays outward: follow the volume's sign
     outward = topo(view, WELD_DEFAULT).volume >= 0
-    dist, backend = inward_thickness(
-        v, f, ids, offset=1e-6 * diag, backend=params.backend, outward=outward, normals=geometry.normals(kept[ids])
-    )
-    dist = dist * scale
-    weight = area[ids] if not sampled else np.ones(len(ids))
+    caster = ray_caster(view, params.backend)
+    normals = face_geometry(view).normals(face_ids(view)[ids])
+    dist = inward_thickness(caster, ids, normals, offset=1e-6 * diag, outward=outward) * mm_per_unit(view)
     for limit, severity in ((params.min_mm, Severity.ERROR), (params.warn_mm, Severity.WARNING)):
         thin = dist < limit
         if thin.any():
-            fraction = float(weight[thin].sum() / weight.sum())
-            how = f" (sampled {len(ids)} of {len(usable)} faces by area)" if sampled else ""
+            fraction = float(rays.weight[thin].sum() / rays.weight.sum())
+            how = rays.how()
             if severity is Severity.ERROR and fraction <= params.error_min_fraction:
                 severity = Severity.WARNING
                 how += f"; at most {params.error_min_fraction:.1%} of the surface, so a warning"
@@ -506,8 +533,76 @@ def check_wall_thickness(view: AssetView, params: ThicknessParams, ctx: StepCont
                 count=int(thin.sum()),
                 samples=_samples(face_ids(view)[ids[thin][np.argsort(dist[thin], kind="stable")]]),
             )
-            ctx.log.debug("thickness by %s over %d rays", backend, len(ids))
+            ctx.log.debug("thickness by %s over %d rays", caster.backend, len(ids))
             return
+
+
+# --- print.narrow_gaps ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class GapsParams:
+    min_mm: float = field(0.8, "gaps within one part narrower than this close up (min engrave detail; FDM 0.8 mm [unconfirmed], 4b)")
+    min_clearance_mm: float = field(0.3, "gaps between two parts narrower than this fuse (clearance; FDM 0.3-0.4 mm [unconfirmed], 4b)")
+    severity: SeverityName = field("warning", "severity when more than min_fraction of the surface faces such a gap")
+    min_fraction: float = field(
+        0.001, "at most this fraction of the surface is only info (the bottom of a V notch, a sharp inner crease) [heuristic]"
+    )
+    max_rays: int = field(300_000, "cast at most this many rays; larger meshes are sampled by area (seeded)")
+    backend: Literal["auto", "open3d", "trimesh"] = field("auto", "ray caster: open3d (Embree) when installed, else trimesh")
+
+
+def check_narrow_gaps(view: AssetView, params: GapsParams, ctx: StepContext) -> Iterator[Any]:
+    """Minimum negative feature size: engraved strokes, slots and holes within a part, and the
+    clearance between parts (print-in-place chains, gears), each against its own limit.
+
+    Positive features (pins, ridges, embossed strokes) are measured by the thickness rays: a pin
+    thinner than the minimum wall is a thin wall there.
+    """
+    from meshforge.ops.thickness import outward_gaps
+
+    rays = ray_faces(view, params.max_rays)
+    if rays is None:
+        return
+    ids = rays.ids
+    diag = float(np.linalg.norm(np.ptp(used_points(view), axis=0)))
+    t = topo(view, WELD_DEFAULT)
+    geometry = face_geometry(view)
+    kept = face_ids(view)
+    caster = ray_caster(view, params.backend)
+    facing = geometry.cross if len(kept) == len(geometry.norm) else geometry.cross[kept]
+    gap, entered = outward_gaps(caster, ids, geometry.normals(kept[ids]), facing, offset=1e-6 * diag, outward=t.volume >= 0)
+    gap = gap * mm_per_unit(view)
+    hit = entered >= 0
+    other_part = np.zeros(len(gap), dtype=bool)
+    other_part[hit] = t.shell_of_face[kept[entered[hit]]] != t.shell_of_face[kept[ids[hit]]]
+    kinds = (
+        ("print.narrow_gaps", ~other_part, params.min_mm,
+         "engraved detail, slots and holes this narrow close up when printed"),
+        ("print.tight_clearance", other_part, params.min_clearance_mm,
+         "parts this close fuse together when printed"),
+    )
+    for code, where, limit, why in kinds:
+        narrow = where & (gap < limit)
+        if not narrow.any():
+            continue
+        fraction = float(rays.weight[narrow].sum() / rays.weight.sum())
+        severity: SeverityName = params.severity
+        how = rays.how()
+        if fraction <= params.min_fraction:
+            severity = "info"
+            how += f"; at most {params.min_fraction:.1%} of the surface (a notch, an inner crease), so info"
+        what = "a gap" if code == "print.narrow_gaps" else "another part"
+        yield ctx.finding(
+            code,
+            severity,
+            f"{fraction:.2%} of the surface faces {what} closer than {limit:g} mm (narrowest {gap[narrow].min():.3g} mm, "
+            f"{int(narrow.sum())} faces): {why}{how}",
+            measured=round(fraction, 6),
+            threshold=limit,
+            count=int(narrow.sum()),
+            samples=_samples(kept[ids[narrow][np.argsort(gap[narrow], kind="stable")]]),
+        )
 
 
 # --- print.overhangs ------------------------------------------------------------------------
@@ -589,6 +684,8 @@ def meshforge_validate_steps() -> list[ValidateStep]:
                      params=TriangleBudgetParams, codes=("print.too_many_triangles",), check=check_triangle_budget),
         ValidateStep(name="print.wall_thickness", summary="inward ray per face: area with walls under the minimum",
                      params=ThicknessParams, codes=("print.thin_walls",), check=check_wall_thickness),
+        ValidateStep(name="print.narrow_gaps", summary="outward ray per face: gaps (engraving, slots) and clearance between parts under the minimum",
+                     params=GapsParams, codes=("print.narrow_gaps", "print.tight_clearance"), check=check_narrow_gaps),
         ValidateStep(name="print.overhangs", summary="area needing support; flat bed contact", params=OverhangParams,
                      codes=("print.overhangs", "print.small_bed_contact"), check=check_overhangs),
     ]
