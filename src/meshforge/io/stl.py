@@ -45,27 +45,87 @@ def _looks_ascii(data: bytes) -> bool:
     return head.lstrip()[:5].lower() == b"solid" and b"\x00" not in head and bool(_FACET.search(data[:4096]) or b"endsolid" in head.lower())
 
 
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def _hash_rows(bits: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of unsigned ints (multiply-xorshift rounds; a fresh array)."""
+    b = bits.astype(np.uint64, copy=False)
+    h = b[:, 0].copy()
+    for c in range(1, b.shape[1] + 1):
+        h ^= h >> np.uint64(31)
+        h *= _MIX[(c - 1) % 3]
+        if c < b.shape[1]:
+            h += b[:, c]
+    h ^= h >> np.uint64(29)
+    return h
+
+
 def weld_exact(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Merge bit-identical corners (STL stores every triangle's own copy): (unique vertices, index).
 
-    A lexicographic sort of the coordinates' bit patterns: 3x faster than trimesh's
-    ``merge_vertices`` on 1.3M triangles and exact (near-coincident corners are the checks' and
-    repairs' business, with their own tolerances). -0.0 and 0.0 are the same corner.
+    Exact (near-coincident corners are the checks' and repairs' business, with their own
+    tolerances); -0.0 and 0.0 are the same corner. The unique vertices come out in lexicographic
+    order of their coordinates' bit patterns, as a lexsort of every corner would give them, but
+    only the unique rows are lexsorted:
+
+    1. each corner's bits hash to 64 bits; the top ``64 - b`` bits with the corner index in the low
+       ``b`` bits sort as one uint64 (a SIMD ``np.sort``: 0.03 s for 3.9 M corners);
+    2. every corner is compared with its neighbour in that order, so equal hashes of different
+       corners are found exactly; their runs alone are re-sorted by the bits (a few corners);
+    3. the unique rows (one per group, ~1/6 of a closed mesh's corners) are lexsorted.
+
+    1.3 M triangles: 0.42 s against 0.70 s for the lexsort of all 3.9 M corners.
     """
     v = np.ascontiguousarray(vertices) + vertices.dtype.type(0)
-    if len(v) == 0:
+    n = len(v)
+    if n == 0:
         return v, np.zeros(0, dtype=np.int64)
-    width = v.dtype.itemsize
-    bits = v.view(np.uint32 if width == 4 else np.uint64)
-    keys = [bits[:, i] for i in range(bits.shape[1])]
-    order = np.lexsort(keys[::-1])
-    ordered = bits[order]
-    start = np.empty(len(order), dtype=bool)
-    start[0] = True
-    start[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
-    index = np.empty(len(order), dtype=np.int64)
-    index[order] = np.cumsum(start) - 1
-    return v[order[start]], index
+    bits = v.view(np.uint32 if v.dtype.itemsize == 4 else np.uint64)
+    ib = max((n - 1).bit_length(), 1)
+    packed = _hash_rows(bits)
+    packed >>= np.uint64(ib)
+    packed <<= np.uint64(ib)
+    packed |= np.arange(n, dtype=np.uint64)
+    packed.sort()
+    order = (packed & np.uint64((1 << ib) - 1)).astype(np.intp)
+    packed >>= np.uint64(ib)
+    run = np.empty(n, dtype=bool)  # a new hash starts at this sorted position
+    run[0] = True
+    np.not_equal(packed[1:], packed[:-1], out=run[1:])
+    del packed
+    cols = [bits[:, c].take(order) for c in range(bits.shape[1])]
+    new = _changes(cols)  # a new bit pattern starts at this sorted position
+    clash = new & ~run
+    if clash.any():  # equal hashes, different corners: order those runs by their bits
+        rid = np.cumsum(run) - 1
+        pos = np.flatnonzero(np.isin(rid, rid[clash]))
+        o = np.lexsort([*(c[pos] for c in cols[::-1]), rid[pos]])
+        order[pos] = order[pos[o]]
+        for c in cols:
+            c[pos] = c[pos[o]]
+        new = _changes(cols)
+    new |= run
+    del run, cols
+    first = order[new]  # one corner per group, groups in hash order
+    by_index = np.argsort(first)  # lexsort is a merge sort: file order keeps its runs
+    reps = first[by_index]
+    lex = np.lexsort(bits.take(reps, axis=0).T[::-1])
+    rank = np.empty(len(lex), dtype=np.int64)
+    rank[by_index[lex]] = np.arange(len(lex))
+    index = np.empty(n, dtype=np.int64)
+    index[order] = rank[np.cumsum(new) - 1]
+    return v[reps[lex]], index
+
+
+def _changes(cols: list[np.ndarray]) -> np.ndarray:
+    """True where a row of the columns differs from the row before it (and at row 0)."""
+    new = np.empty(len(cols[0]), dtype=bool)
+    new[0] = True
+    np.not_equal(cols[0][1:], cols[0][:-1], out=new[1:])
+    for c in cols[1:]:
+        new[1:] |= c[1:] != c[:-1]
+    return new
 
 
 def read_stl(source: SourceFile, limits: ReadLimits) -> Loaded:
