@@ -346,6 +346,27 @@ def test_parts_closer_than_the_clearance_are_tight_but_overlap_is_not():
     assert run("print.narrow_gaps", trimesh.creation.icosphere(subdivisions=3, radius=10)) == []
 
 
+def test_a_v_groove_is_not_a_gap_but_a_narrow_one_is():
+    """A V groove narrows to nothing at its bottom line: walls 60 deg apart are a notch, not a gap;
+    walls 20 deg apart (a knife cut) are a gap over most of their depth."""
+    import manifold3d as m3
+
+    def grooved(opening_deg: float) -> trimesh.Trimesh:
+        depth = 6.0
+        half = depth * np.tan(np.radians(opening_deg / 2))
+        v = m3.CrossSection([[(-half, 0.0), (0.0, -depth), (half, 0.0)]]).extrude(30).translate((0, 0, -15))
+        v = v.rotate((90, 0, 0)).translate((0, 0, 5.0 + 1e-3))  # groove along y, opening at the top face z = 5
+        mesh = (m3.Manifold.cube((20, 20, 10), center=True) - v).to_mesh()
+        # small faces down the groove walls, as a sculpted or scanned surface has
+        vertices, faces = trimesh.remesh.subdivide_to_size(np.asarray(mesh.vert_properties)[:, :3], np.asarray(mesh.tri_verts), 0.25)
+        return trimesh.Trimesh(vertices, faces, process=False)
+
+    assert run("print.narrow_gaps", grooved(60.0)) == []
+    assert only(run("print.narrow_gaps", grooved(60.0), max_wall_angle_deg=90.0), "print.narrow_gaps")  # what the rule drops
+    f = only(run("print.narrow_gaps", grooved(6.0)), "print.narrow_gaps")  # 0.63 mm wide at the top
+    assert f.count >= 2
+
+
 def test_a_tiny_narrow_area_is_info_not_a_warning():
     block = slotted_block(0.5)
     f = only(run("print.narrow_gaps", block, min_fraction=0.5), "print.narrow_gaps")

@@ -544,6 +544,9 @@ def check_wall_thickness(view: AssetView, params: ThicknessParams, ctx: StepCont
 class GapsParams:
     min_mm: float = field(0.8, "gaps within one part narrower than this close up (min engrave detail; FDM 0.8 mm [unconfirmed], 4b)")
     min_clearance_mm: float = field(0.3, "gaps between two parts narrower than this fuse (clearance; FDM 0.3-0.4 mm [unconfirmed], 4b)")
+    max_wall_angle_deg: float = field(
+        30.0, "two walls form a gap when they face each other within this angle; wider V notches and inner creases "
+        "narrow to nothing at their bottom line and are not gaps [heuristic]")
     severity: SeverityName = field("warning", "severity when more than min_fraction of the surface faces such a gap")
     min_fraction: float = field(
         0.001, "at most this fraction of the surface is only info (the bottom of a V notch, a sharp inner crease) [heuristic]"
@@ -571,9 +574,14 @@ def check_narrow_gaps(view: AssetView, params: GapsParams, ctx: StepContext) -> 
     kept = face_ids(view)
     caster = ray_caster(view, params.backend)
     facing = geometry.cross if len(kept) == len(geometry.norm) else geometry.cross[kept]
-    gap, entered = outward_gaps(caster, ids, geometry.normals(kept[ids]), facing, offset=1e-6 * diag, outward=t.volume >= 0)
+    normals = geometry.normals(kept[ids])
+    gap, entered = outward_gaps(caster, ids, normals, facing, offset=1e-6 * diag, outward=t.volume >= 0)
     gap = gap * mm_per_unit(view)
     hit = entered >= 0
+    # only walls that face each other make a gap (a slot, a stroke, two parts); see max_wall_angle_deg
+    facing_back = np.einsum("ij,ij->i", normals[hit], geometry.normals(kept[entered[hit]]))
+    hit[hit] = facing_back <= -np.cos(np.radians(params.max_wall_angle_deg))
+    gap[~hit] = np.inf
     other_part = np.zeros(len(gap), dtype=bool)
     other_part[hit] = t.shell_of_face[kept[entered[hit]]] != t.shell_of_face[kept[ids[hit]]]
     kinds = (
