@@ -35,6 +35,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "meshforge.builtin.validate.core",
     "meshforge.builtin.validate.gltf",
     "meshforge.builtin.validate.commerce",
+    "meshforge.builtin.validate.content",
     "meshforge.builtin.validate.printing",
     "meshforge.builtin.repair.cleanup",
     "meshforge.builtin.repair.solid",
