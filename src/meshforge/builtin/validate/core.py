@@ -57,9 +57,10 @@ def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> I
     if len(f) == 0:
         yield ctx.finding("geometry.empty", Severity.ERROR, "the model has no triangles", measured=0, threshold=1, count=0)
         return
-    finite = np.isfinite(v).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
+    with np.errstate(invalid="ignore", over="ignore"):  # a finite sum: every coordinate is finite, no (n, 3) mask
+        all_finite = bool(np.isfinite(v.sum()))
+    bad = np.zeros(0, dtype=np.int64) if all_finite else np.flatnonzero(~np.isfinite(v).all(axis=1))
+    if len(bad):
         yield ctx.finding(
             "geometry.non_finite",
             Severity.ERROR,
@@ -70,15 +71,19 @@ def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> I
             samples=_samples(bad),
         )
     ids, _ = exact_weld(view)
-    wf = ids[f]
-    ok = (wf >= 0).all(axis=1)
-    repeated = (wf[:, 0] == wf[:, 1]) | (wf[:, 1] == wf[:, 2]) | (wf[:, 2] == wf[:, 0])
+    a, b, c = (ids.take(np.ascontiguousarray(f[:, k])) for k in range(3))  # welded corners, one column each
+    ok = None if len(ids) == 0 or ids.min() >= 0 else (np.minimum(np.minimum(a, b), c) >= 0)  # None: all finite
+    repeated = a == b
+    repeated |= b == c
+    repeated |= c == a
     mm2 = scale_factor(view.units.length or "mm", "mm") ** 2
     with np.errstate(invalid="ignore", over="ignore"):
         area = face_geometry(view).area * mm2
-        if not ok.all():
+        if ok is not None:
             area = np.where(ok, area, np.inf)
-    degenerate = ok & (repeated | (area <= params.max_degenerate_area_mm2))
+    degenerate = repeated | (area <= params.max_degenerate_area_mm2)
+    if ok is not None:
+        degenerate &= ok
     if degenerate.any():
         idx = np.flatnonzero(degenerate)
         yield ctx.finding(
@@ -90,12 +95,24 @@ def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> I
             count=len(idx),
             samples=_samples(idx),
         )
-    live = np.flatnonzero(ok)  # degenerate copies count too (as the corpus manifest counts them)
+    # degenerate copies count too (as the corpus manifest counts them)
+    live = np.arange(len(f)) if ok is None else np.flatnonzero(ok)
+    if ok is not None:
+        a, b, c = a[live], b[live], c[live]
     if len(live) > 1:
-        key = np.sort(wf[live], axis=1)
-        nv = int(key.max()) + 1
+        # each face's welded ids in increasing order, by columns (np.sort(axis=1) is 5x slower)
+        lo = np.minimum(np.minimum(a, b), c)
+        hi = np.maximum(np.maximum(a, b), c)
+        mid = a + b
+        mid += c
+        mid -= lo
+        mid -= hi
+        nv = int(hi.max()) + 1
         if nv < 2**21:  # three ids fit one int64: a plain sort, an argsort only when there are duplicates
-            flat = (key[:, 0] * nv + key[:, 1]) * nv + key[:, 2]
+            flat = lo * nv
+            flat += mid
+            flat *= nv
+            flat += hi
             s = np.sort(flat)
             dup_sorted = np.zeros(len(s), dtype=bool)
             if (s[1:] == s[:-1]).any():
@@ -103,6 +120,7 @@ def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> I
                 s = flat[order]
                 dup_sorted[1:] = s[1:] == s[:-1]
         else:
+            key = np.stack([lo, mid, hi], axis=1)
             order = np.lexsort(key.T[::-1])
             s = key[order]
             dup_sorted = np.zeros(len(s), dtype=bool)
