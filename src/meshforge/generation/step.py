@@ -23,7 +23,6 @@ from typing import Any
 from meshforge.asset import Inputs
 from meshforge.context import StepContext
 from meshforge.errors import InputError
-from meshforge.generation.client import JobRunner
 from meshforge.generation.fingerprint import bytes_digest, input_fingerprint, job_key
 from meshforge.generation.providers import (
     GenerationRequest,
@@ -105,6 +104,9 @@ def run_provider(provider: Provider, inputs: Inputs, params: Any, ctx: StepConte
     req, fp = built
     store = resolve_store(params, ctx)
     key = job_key(fp, provider.name, {"base_url": provider.base_url, **req.options, "kind": req.kind}, ctx.attempt)
+
+    from meshforge.generation.client import JobRunner  # httpx (0.1 s to import) only when a job runs
+
     runner = JobRunner(provider, params, http=ctx.http, store=store, key=key, models_dir=_models_dir(store, ctx),
                        logger=ctx.log, attempt=ctx.attempt)
     try:
