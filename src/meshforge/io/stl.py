@@ -75,7 +75,7 @@ def weld_exact(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
        corners are found exactly; their runs alone are re-sorted by the bits (a few corners);
     3. the unique rows (one per group, ~1/6 of a closed mesh's corners) are lexsorted.
 
-    1.3 M triangles: 0.42 s against 0.70 s for the lexsort of all 3.9 M corners.
+    1.3 M triangles (warm, median): 0.49 s against 0.74 s for the lexsort of all 3.9 M corners.
     """
     v = np.ascontiguousarray(vertices) + vertices.dtype.type(0)
     n = len(v)
