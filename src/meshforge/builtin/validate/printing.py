@@ -486,20 +486,28 @@ class RayFaces:
 
 
 def ray_faces(view: AssetView, max_rays: int) -> RayFaces | None:
-    """Every face with an area, or an area-weighted seeded sample of ``max_rays`` of them."""
-    if len(finite_mesh(view)[1]) == 0:
-        return None
-    area = face_geometry(view).area[face_ids(view)]
-    usable = np.flatnonzero(area > 0)
-    if len(usable) == 0:
-        return None
-    if len(usable) <= max_rays:
-        return RayFaces(usable, area[usable], len(usable), False)
-    rng = np.random.default_rng(0)
-    # area-weighted draw by inverting the cumulative area (what Generator.choice(p=) does, without its checks)
-    cum = np.cumsum(area[usable])
-    ids = usable[np.unique(np.searchsorted(cum, rng.random(max_rays) * cum[-1], side="right").clip(0, len(usable) - 1))]
-    return RayFaces(ids, np.ones(len(ids)), len(usable), True)
+    """Every face with an area, or an area-weighted seeded sample of ``max_rays`` of them (computed
+    once per geometry version: the thickness and gap checks cast from the same faces)."""
+
+    def compute() -> RayFaces | None:
+        if len(finite_mesh(view)[1]) == 0:
+            return None
+        area = face_geometry(view).area[face_ids(view)]
+        usable = np.flatnonzero(area > 0)
+        if len(usable) == 0:
+            return None
+        if len(usable) <= max_rays:
+            return RayFaces(usable, area[usable], len(usable), False)
+        rng = np.random.default_rng(0)
+        # area-weighted draw by inverting the cumulative area (what Generator.choice(p=) does, without its
+        # checks); sorted draws make the search cache-friendly and the hits sorted (1.3M faces: 0.2 -> 0.03 s)
+        cum = np.cumsum(area[usable])
+        draws = np.sort(rng.random(max_rays) * cum[-1])
+        hit = np.searchsorted(cum, draws, side="right").clip(0, len(usable) - 1)
+        hit = hit[np.r_[True, hit[1:] != hit[:-1]]]
+        return RayFaces(usable[hit], np.ones(len(hit)), len(usable), True)
+
+    return view.derived.get(f"print.ray_faces:{max_rays}", compute)
 
 
 def check_wall_thickness(view: AssetView, params: ThicknessParams, ctx: StepContext) -> Iterator[Any]:
