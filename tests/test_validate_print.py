@@ -14,7 +14,8 @@ import trimesh
 
 from meshforge import Engine, testing
 from meshforge.builtin.validate import core, printing
-from meshforge.ops.intersections import intersecting_pairs
+from meshforge.ops.intersections import intersecting_pairs, intersecting_pairs_by_rays
+from meshforge.ops.thickness import RayCaster
 from meshforge.ops.topology import topology
 from meshforge.profiles import load_raw
 from meshforge.types import Units
@@ -256,6 +257,57 @@ def test_triangle_budget():
     f = only(run("print.triangle_budget", sphere, max_triangles=1000), "print.too_many_triangles")
     assert (f.severity, f.measured, f.count) == ("error", 1280, 280)
     assert run("print.triangle_budget", sphere) == []
+
+
+# --- the ray broad phase for large meshes of mixed triangle sizes --------------------------------
+
+
+def _exhaustive_and_rays(mesh):
+    view = testing.view(mesh)
+    t = printing.topo(view, printing.WELD_DEFAULT)
+    v, f = np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces)
+    ok = np.flatnonzero(t.valid & np.isfinite(v[f]).all(axis=(1, 2)))
+    exhaustive = ok[intersecting_pairs(v[f[ok]], t.faces[ok])]
+    rays = intersecting_pairs_by_rays(RayCaster(v, f[ok], backend="open3d"), t.faces[ok], ok)
+    return exhaustive, rays
+
+
+@pytest.mark.parametrize("name", [
+    "obj/trimesh/chair_model.obj",  # stacked duplicate faces: Embree reports one hit per distance
+    "obj/manifold/self_intersectA.obj", "stl/trimesh/soup.stl", "stl/trimesh/teapot.stl", "ply/vtk-data/footbones.ply",
+    "stl/assimp/Spider_binary.stl", "obj/pmp/suzanne.obj", "stl/assimp/3DSMaxExport.STL",
+])
+def test_edge_rays_find_exactly_the_pairs_the_exhaustive_test_finds(corpus, name):
+    pytest.importorskip("open3d")
+    from meshforge.asset import scene_to_mesh
+    from meshforge.io.readers import read
+    from meshforge.io.source import read_source
+    from meshforge.types import ReadLimits
+
+    mesh = scene_to_mesh(read(read_source(corpus / name, ReadLimits()), ReadLimits()).scene)
+    exhaustive, rays = _exhaustive_and_rays(mesh)
+    assert len(exhaustive) > 0
+    assert np.array_equal(rays, exhaustive)
+
+
+def test_large_mixed_size_meshes_take_the_ray_broad_phase(monkeypatch):
+    pytest.importorskip("open3d")
+    from meshforge.ops import intersections
+
+    big = trimesh.creation.icosphere(subdivisions=6, radius=10.0)
+    small = trimesh.creation.icosphere(subdivisions=6, radius=1.0).apply_translation((10.0, 0, 0))
+    mixed = trimesh.util.concatenate([big, small])  # 81,920 faces of two sizes, 10x apart, crossing
+    exhaustive, _ = _exhaustive_and_rays(mixed)
+    used = []
+    original = intersections.intersecting_pairs_by_rays
+    monkeypatch.setattr(intersections, "intersecting_pairs_by_rays", lambda *a, **k: used.append(1) or original(*a, **k))
+    f = only(run("print.self_intersections", mixed), "print.self_intersections")
+    assert used == [1]
+    assert (f.measured, f.count) == (len(exhaustive), len(np.unique(exhaustive)))
+    # similar sizes stay on the exhaustive path
+    used.clear()
+    assert run("print.self_intersections", trimesh.creation.icosphere(subdivisions=6, radius=10.0)) == []
+    assert used == []
 
 
 # --- thickness and overhangs ----------------------------------------------------------------

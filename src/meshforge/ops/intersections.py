@@ -1,8 +1,10 @@
 """Self-intersecting triangle pairs: a broad phase (bounding spheres in a scipy k-d tree, or a numpy
-uniform grid, whichever suits the triangle sizes) and a numpy separating-axis test.
+uniform grid, whichever suits the triangle sizes; or every edge cast as a segment through an Embree
+BVH, :func:`intersecting_pairs_by_rays`) and a numpy separating-axis test.
 
-Broad phase: see :func:`_broad_phase` (candidates, then an exact, slightly widened box test). Narrow phase: the 11-axis separating-axis test (two face normals, nine edge cross
-products), vectorized over chunks of pairs, in float64.
+Broad phase: see :func:`_broad_phase` (candidates, then an exact, slightly widened box test). Narrow
+phase: the 11-axis separating-axis test (two face normals, nine edge cross products), vectorized
+over chunks of pairs, in float64.
 
 Conventions: pairs sharing a (welded) vertex are skipped, as the corpus manifest and Blender's
 3D-Print Toolbox do; touching within ``eps`` is not an intersection; coplanar overlaps are not
@@ -11,7 +13,12 @@ counted (the duplicate-face check reports exact copies).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from meshforge.ops.thickness import RayCaster
 
 CHUNK = 262_144
 
@@ -63,6 +70,121 @@ def intersecting_pairs(
     return found[np.lexsort((found[:, 1], found[:, 0]))]
 
 
+def intersecting_pairs_by_rays(
+    caster: RayCaster,
+    vertex_ids: np.ndarray,
+    face_ids: np.ndarray,
+    *,
+    eps_rel: float = 1e-7,
+) -> np.ndarray:
+    """:func:`intersecting_pairs` for large meshes, with the ray caster's BVH as the broad phase.
+
+    Two triangles that properly intersect (not coplanar, not merely touching) meet along a segment
+    whose ends lie on edges: some edge of one crosses the other. So each unique edge is cast as a
+    segment (from just past one end to just before the other); every face it passes through,
+    paired with the faces on that edge, is a candidate, and the same neighbour filter and SAT test
+    decide. On a 1.3 M-triangle sphere that is 2 M rays through a BVH the thickness and gap checks
+    build anyway, instead of 7.9 M candidate pairs that nearly all share a vertex.
+
+    ``caster`` holds the faces to test (``caster.faces``, finite); ``vertex_ids`` are their welded
+    corner ids (same rows) and ``face_ids`` the index each row has in the caller's mesh; pairs of
+    those indices come back. The ends are skipped by 1e-5 of the edge: a corner clipped less deeply
+    than that is a touch in Embree's float32 anyway. Needs the open3d backend (``all_hits``).
+    """
+    v = caster._v
+    f = caster.faces
+    wid = np.asarray(vertex_ids, dtype=np.int64)
+    n = len(f)
+    if n < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    # unique undirected edges by welded ids; each keeps its half-edges' faces (CSR by the sort)
+    nv = int(wid.max()) + 1
+    a = wid.reshape(-1)
+    b = wid[:, [1, 2, 0]].reshape(-1)
+    key = np.minimum(a, b) * nv + np.maximum(a, b)
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    start = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+    count = np.diff(np.r_[start, len(sk)])
+    rep = order[start]  # one half-edge per unique edge: face rep // 3, corner rep % 3
+    face_of_half = order // 3  # faces on each edge, grouped
+    p0 = v[f.reshape(-1)[rep]]
+    p1 = v[f[:, [1, 2, 0]].reshape(-1)[rep]]
+    d = p1 - p0
+    length = np.linalg.norm(d, axis=1)
+    ok = length > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = d / np.where(ok, length, 1.0)[:, None]
+    skip = 1e-5 * length
+    edge_ids = np.flatnonzero(ok)
+    origin = p0[edge_ids] + d[edge_ids] * skip[edge_ids, None]
+    remaining = length[edge_ids] - 2.0 * skip[edge_ids]
+    # first hits for all edges (one BVH traversal each); the few that meet a face inside the segment
+    # then list every face they pass through (coincident duplicates and coplanar grazes included)
+    t, face = caster.first_hits(origin, d[edge_ids])
+    inside = (face >= 0) & (t < remaining)
+    if not inside.any():
+        return np.zeros((0, 2), dtype=np.int64)
+    edge_ids, origin, remaining = edge_ids[inside], origin[inside], remaining[inside]
+    ray, t, others = caster.all_hits(origin, d[edge_ids])
+    keep = t < remaining[ray]
+    edges, others = edge_ids[ray[keep]], others[keep]
+    # a face holding either end of the edge only touches it (and float32 Embree reports the edge's
+    # own faces all along it): drop those before the duplicate and pair bookkeeping
+    ends = (wid.reshape(-1)[rep[edges]], wid[:, [1, 2, 0]].reshape(-1)[rep[edges]])
+    w = wid[others]
+    touching = np.zeros(len(others), dtype=bool)
+    for end in ends:
+        touching |= (w[:, 0] == end) | (w[:, 1] == end) | (w[:, 2] == end)
+    edges, others = edges[~touching], others[~touching]
+    edges, others = _with_coincident(wid, edges, others)
+    # expand: every face on the edge x the face the edge passes through
+    k = count[edges]
+    own = face_of_half[np.repeat(start[edges], k) + (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k))]
+    pairs = np.stack([own, np.repeat(others, k)], axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    tri = v[f]
+    lo = np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2])
+    hi = np.maximum(np.maximum(tri[:, 0], tri[:, 1]), tri[:, 2])
+    diag = float(np.linalg.norm(hi.max(axis=0) - lo.min(axis=0)))
+    eps = eps_rel * diag if diag > 0 else 0.0
+    pairs = _boxes_overlap(lo, hi, eps, _not_neighbours(wid, pairs))
+    pairs = np.unique(pairs, axis=0) if len(pairs) else pairs
+    found = pairs[_sat(tri, pairs, eps)] if len(pairs) else pairs
+    found = np.asarray(face_ids)[found]
+    found.sort(axis=1)
+    return found[np.lexsort((found[:, 1], found[:, 0]))]
+
+
+def _with_coincident(wid: np.ndarray, edges: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Add, for every hit face, the faces with the same three welded corners: a segment through a
+    stack of duplicate faces reports one of them (Embree keeps one hit per distance)."""
+    if len(others) == 0:
+        return edges, others
+    lo, hi = wid.min(axis=1), wid.max(axis=1)
+    mid = wid.sum(axis=1) - lo - hi
+    with np.errstate(over="ignore"):
+        key = (lo.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (mid.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)) ^ (
+            hi.astype(np.uint64) * np.uint64(0x165667B19E3779F9))
+    hit = np.unique(others)
+    same_key = np.flatnonzero(np.isin(key, key[hit]))
+    if len(same_key) == len(hit):
+        return edges, others  # no face shares a hit face's key: no duplicates (the common case)
+    # exact groups among the few faces whose hash matches a hit face's
+    rows = np.stack([lo[same_key], mid[same_key], hi[same_key]], axis=1)
+    order = np.lexsort(rows.T[::-1])
+    sub, rows = same_key[order], rows[order]
+    new = np.r_[True, (rows[1:] != rows[:-1]).any(axis=1)]
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.r_[starts, len(sub)])
+    group_of = np.full(len(wid), -1, dtype=np.int64)
+    group_of[sub] = np.cumsum(new) - 1
+    g = group_of[others]  # every hit face is in its own group
+    k = sizes[g]
+    within = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
+    return np.repeat(edges, k), sub[np.repeat(starts[g], k) + within]
+
+
 def _share_a_vertex(vid: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """Per pair: do the two triangles share a vertex id? Nine 1-D comparisons on gathered columns
     (7.9 M pairs: 0.49 s CPU against 1.14 s for broadcasting (k, 3, 3) and reducing)."""
@@ -101,10 +223,7 @@ def _candidates(lo: np.ndarray, hi: np.ndarray, eps: float, tri: np.ndarray | No
     sphere 7.9 M candidates instead of 10.0 M for the boxes' spheres, nearly all of them
     neighbours sharing a vertex, which no bounding volume can separate.
     """
-    size = 0.5 * np.linalg.norm(hi - lo, axis=1)
-    median = float(np.median(size))
-    uniform = median > 0 and float(np.percentile(size, 95)) <= 2.0 * median
-    if not uniform:
+    if not uniform_sizes(lo, hi):
         return _grid_pairs(lo, hi, eps)
     if tri is None:
         return _sphere_pairs(lo, hi, eps)
@@ -115,6 +234,15 @@ def _candidates(lo: np.ndarray, hi: np.ndarray, eps: float, tri: np.ndarray | No
         np.maximum(radius, np.einsum("ij,ij->i", d, d), out=radius)
     np.sqrt(radius, out=radius)
     return _sphere_pairs(lo, hi, eps, centre, radius)
+
+
+def uniform_sizes(lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Similar-sized triangles (95th/50th percentile of the bounding radius <= 2: scans, subdivided
+    and sculpted meshes), which bounding spheres in a k-d tree pair up fast; spread-out sizes (CAD
+    slivers, mixed scales) are what the grid, or the ray broad phase, is for."""
+    size = 0.5 * np.linalg.norm(hi - lo, axis=1)
+    median = float(np.median(size)) if len(size) else 0.0
+    return median > 0 and float(np.percentile(size, 95)) <= 2.0 * median
 
 
 def _boxes_overlap(lo: np.ndarray, hi: np.ndarray, eps: float, pairs: np.ndarray) -> np.ndarray:

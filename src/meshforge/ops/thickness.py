@@ -91,6 +91,22 @@ class RayCaster:
         return t, face
 
 
+    def all_hits(self, origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every face each ray passes through, coincident faces included: (ray index, distance along
+        the unit direction, face index) per hit. Open3D only (``list_intersections``)."""
+        if self.backend != "open3d":
+            raise NotImplementedError("all_hits needs the open3d backend")
+        import open3d as o3d
+
+        rays = np.empty((len(origins), 6), dtype=np.float32)
+        rays[:, :3] = np.asarray(origins, dtype=np.float64) - self.centre
+        rays[:, 3:] = dirs
+        hits = self._scene.list_intersections(o3d.core.Tensor(rays))
+        splits = hits["ray_splits"].numpy().astype(np.int64)
+        ray = np.repeat(np.arange(len(origins)), np.diff(splits))
+        return ray, hits["t_hit"].numpy().astype(np.float64), hits["primitive_ids"].numpy().astype(np.int64)
+
+
 def inward_thickness(
     caster: RayCaster,
     face_ids: np.ndarray,
