@@ -469,6 +469,11 @@ def check_triangle_budget(view: AssetView, params: TriangleBudgetParams, ctx: St
 
 # --- print.wall_thickness -------------------------------------------------------------------
 
+# shared by the two ray checks, which cast from the same faces through one BVH
+RayBackend = Literal["auto", "open3d", "trimesh"]
+MAX_RAYS_HELP = "cast at most this many rays; larger meshes are sampled by area (seeded)"
+BACKEND_HELP = "ray caster: open3d (Embree) when installed, else trimesh"
+
 
 @dataclass(frozen=True, kw_only=True)
 class ThicknessParams:
@@ -477,8 +482,8 @@ class ThicknessParams:
     error_min_fraction: float = field(
         0.001, "walls under min_mm are an error above this fraction of the surface, else a warning (knife edges, CAD slivers) [heuristic]"
     )
-    max_rays: int = field(300_000, "cast at most this many rays; larger meshes are sampled by area (seeded)")
-    backend: Literal["auto", "open3d", "trimesh"] = field("auto", "ray caster: open3d (Embree) when installed, else trimesh")
+    max_rays: int = field(300_000, MAX_RAYS_HELP)
+    backend: RayBackend = field("auto", BACKEND_HELP)
 
 
 def ray_caster(view: AssetView, backend: str) -> RayCaster:
@@ -580,8 +585,8 @@ class GapsParams:
     min_fraction: float = field(
         0.001, "at most this fraction of the surface is only info (the bottom of a V notch, a sharp inner crease) [heuristic]"
     )
-    max_rays: int = field(300_000, "cast at most this many rays; larger meshes are sampled by area (seeded)")
-    backend: Literal["auto", "open3d", "trimesh"] = field("auto", "ray caster: open3d (Embree) when installed, else trimesh")
+    max_rays: int = field(300_000, MAX_RAYS_HELP)
+    backend: RayBackend = field("auto", BACKEND_HELP)
 
 
 def check_narrow_gaps(view: AssetView, params: GapsParams, ctx: StepContext) -> Iterator[Any]:
