@@ -290,6 +290,33 @@ def test_edge_rays_find_exactly_the_pairs_the_exhaustive_test_finds(corpus, name
     assert np.array_equal(rays, exhaustive)
 
 
+def test_edge_rays_find_pairs_whose_edges_cross_exactly():
+    """Copies of one tessellation shifted along x: edges cross other faces exactly on their shared
+    edges, where Embree reports one of the two faces; the faces across the edge are added back."""
+    pytest.importorskip("open3d")
+    shell = trimesh.creation.icosphere(subdivisions=4, radius=10.0)
+    copies = trimesh.util.concatenate([shell.copy().apply_translation((0.3 * i, 0, 0)) for i in range(4)])
+    exhaustive, rays = _exhaustive_and_rays(copies)
+    assert len(exhaustive) > 0
+    assert np.array_equal(rays, exhaustive)
+
+
+def test_crowded_meshes_take_the_ray_broad_phase(monkeypatch):
+    pytest.importorskip("open3d")
+    from meshforge.ops import intersections
+
+    shell = trimesh.creation.icosphere(subdivisions=5, radius=10.0)
+    stacked = trimesh.util.concatenate([shell.copy().apply_translation((0.3 * i, 0, 0)) for i in range(4)])
+    tri = stacked.triangles
+    assert intersections.crowding(tri.min(axis=1), tri.max(axis=1)) > printing.CROWDED
+    assert intersections.crowding(*(lambda t: (t.min(axis=1), t.max(axis=1)))(shell.triangles)) < printing.CROWDED
+    used = []
+    original = intersections.intersecting_pairs_by_rays
+    monkeypatch.setattr(intersections, "intersecting_pairs_by_rays", lambda *a, **k: used.append(1) or original(*a, **k))
+    assert only(run("print.self_intersections", stacked), "print.self_intersections").count > 0
+    assert used == [1]
+
+
 def test_large_mixed_size_meshes_take_the_ray_broad_phase(monkeypatch):
     pytest.importorskip("open3d")
     from meshforge.ops import intersections

@@ -91,9 +91,10 @@ class RayCaster:
         return t, face
 
 
-    def all_hits(self, origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every face each ray passes through, coincident faces included: (ray index, distance along
-        the unit direction, face index) per hit. Open3D only (``list_intersections``)."""
+    def all_hits(self, origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every face each ray passes through: (ray index, distance along the unit direction, face
+        index, (u, v) with the hit at (1-u-v) a + u b + v c of the face's corners) per hit. A ray
+        through an edge shared by two faces reports one of them. Open3D only (``list_intersections``)."""
         if self.backend != "open3d":
             raise NotImplementedError("all_hits needs the open3d backend")
         import open3d as o3d
@@ -104,7 +105,8 @@ class RayCaster:
         hits = self._scene.list_intersections(o3d.core.Tensor(rays))
         splits = hits["ray_splits"].numpy().astype(np.int64)
         ray = np.repeat(np.arange(len(origins)), np.diff(splits))
-        return ray, hits["t_hit"].numpy().astype(np.float64), hits["primitive_ids"].numpy().astype(np.int64)
+        return (ray, hits["t_hit"].numpy().astype(np.float64), hits["primitive_ids"].numpy().astype(np.int64),
+                hits["primitive_uvs"].numpy().astype(np.float64).reshape(-1, 2))
 
 
 def inward_thickness(
