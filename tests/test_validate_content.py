@@ -141,3 +141,30 @@ def test_storefront_run_on_a_draco_file_writes_an_accepted_glb(tmp_path):
     assert "commerce.extension_not_allowed" not in {f.code for f in again.findings}
     assert report.status.value == "pass", [f.to_dict() for f in report.findings if f.is_error]
 
+
+
+def test_conventional_names():
+    from meshforge.ops.naming import conventional, is_conventional
+
+    assert conventional("Chair Leg.001", "node") == "chair_leg_001"
+    assert conventional("2nd", "material") == "material_2nd"
+    assert conventional("geometry_0/geometry_0", "node") == "geometry_0_geometry_0"
+    assert conventional("  ", "mesh") == "mesh"
+    assert all(is_conventional(conventional(n, "node")) for n in ("Ä Ö", "__x", "-1", "ok-name_2"))
+
+
+def test_our_glb_writer_writes_conventional_names(tmp_path):
+    scene = trimesh.Scene()
+    mesh = textured((128, 100, 90))
+    mesh.visual.material.name = "Oak Wood"
+    scene.add_geometry(mesh, geom_name="Chair Leg", node_name="Chair Leg.001")
+    src = tmp_path / "chair.glb"
+    src.write_bytes(scene.export(file_type="glb"))
+    assert "commerce.naming" in {f.code for f in Engine("ecommerce-glb").validate(src).findings}
+    Engine("ecommerce-glb").run(src, out_dir=tmp_path / "out")
+    out = next((tmp_path / "out").glob("*.glb"))
+    report = Engine("ecommerce-glb").validate(out)
+    assert "commerce.naming" not in {f.code for f in report.findings}
+    loaded = read_glb(SourceFile(name=out.name, data=out.read_bytes()), ReadLimits())
+    names = [m.get("name") for m in loaded.document.json["materials"]] + [n.get("name") for n in loaded.document.json["nodes"]]
+    assert "oak_wood" in names and any(n and n.startswith("chair_leg") for n in names)

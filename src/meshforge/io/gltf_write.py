@@ -166,6 +166,17 @@ def _embed_images(tree: dict[str, Any], binary: bytearray, detached: _DetachedIm
             target[key] = {"index": textures[index]}
 
 
+def _conventional_names(tree: dict[str, Any]) -> None:
+    """Names in the convention storefronts expect (C20): trimesh names scene nodes "geometry_0/geometry_0"."""
+    from meshforge.ops.naming import conventional, is_conventional
+
+    for key, kind in (("nodes", "node"), ("meshes", "mesh"), ("materials", "material"), ("scenes", "scene")):
+        for item in tree.get(key, []):
+            name = item.get("name")
+            if isinstance(name, str) and not is_conventional(name):
+                item["name"] = conventional(name, kind)
+
+
 def glb_bytes(scene: Any, *, compression: str = "none", jpeg_quality: int = 90) -> bytes:
     """The GLB of ``scene`` (metres, +Y up already), optionally with compressed geometry.
 
@@ -182,6 +193,7 @@ def glb_bytes(scene: Any, *, compression: str = "none", jpeg_quality: int = 90) 
     data = export_glb(prepared, include_normals=True, unitize_normals=True, tree_postprocessor=_postprocess)
     tree, binary = glb_container.split_glb(data)
     _embed_images(tree, binary, detached, jpeg_quality)
+    _conventional_names(tree)
     if compression == "draco":
         from meshforge.io.draco_pack import compress_primitives
 

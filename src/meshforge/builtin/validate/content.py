@@ -9,7 +9,6 @@ repair replaced (the exporter writes a fresh GLB) is judged by the other checks 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,6 +19,7 @@ from meshforge.asset import AssetView
 from meshforge.builtin.validate.commerce import _gltf_doc
 from meshforge.context import StepContext
 from meshforge.hookspecs import hookimpl
+from meshforge.ops.naming import is_conventional
 from meshforge.params import field
 from meshforge.types import Finding, Severity, ValidateStep
 
@@ -32,7 +32,6 @@ STOREFRONT_EXTENSIONS = (
     "KHR_materials_specular", "KHR_materials_transmission", "KHR_materials_unlit", "KHR_materials_variants",
     "KHR_materials_volume", "KHR_texture_transform",
 )
-_NAME = re.compile(r"[a-z][a-z0-9_-]*\Z")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,7 +115,7 @@ def _names(tree: dict, ctx: StepContext) -> Iterator[Finding]:
             continue
         for i, item in enumerate(items):
             name = item.get("name") if isinstance(item, dict) else None
-            if isinstance(name, str) and not _NAME.match(name):
+            if isinstance(name, str) and not is_conventional(name):
                 bad.append(f"/{key}/{i} {name[:40]!r}")
     if bad:
         yield ctx.finding(
