@@ -168,3 +168,24 @@ def test_our_glb_writer_writes_conventional_names(tmp_path):
     loaded = read_glb(SourceFile(name=out.name, data=out.read_bytes()), ReadLimits())
     names = [m.get("name") for m in loaded.document.json["materials"]] + [n.get("name") for n in loaded.document.json["nodes"]]
     assert "oak_wood" in names and any(n and n.startswith("chair_leg") for n in names)
+
+
+@pytest.mark.parametrize("extra", [
+    {"extensionsUsed": {"KHR_x": 1}, "extensionsRequired": "KHR_y"},
+    {"extensionsUsed": [1, None, "EXT_ok"], "extensionsRequired": [["nested"]]},
+    {"cameras": {"not": "a list"}, "animations": "many", "skins": [None]},
+    {"extensions": {"KHR_lights_punctual": "lights"}},
+    {"extensions": {"KHR_lights_punctual": {"lights": {"a": 1}}}},
+    {"extensions": ["not a dict"]},
+    {"meshes": [{"primitives": "none"}, "mesh", {"primitives": [None, {"targets": [{}]}]}]},
+    {"nodes": [{"mesh": 0, "name": 7}, None, {"name": ""}], "materials": "x"},
+])
+def test_hostile_document_values_are_reported_not_raised(extra):
+    """Malformed values the reader tolerated must not crash the content step (what they are is the
+    structure check's business)."""
+    try:
+        view = glb_view(**extra)
+    except Exception:  # noqa: BLE001 - the reader may refuse the file outright: nothing to judge then
+        pytest.skip("the reader refuses this document")
+    findings = testing.run_check(CONTENT, view)
+    assert all(f.code.startswith("commerce.") for f in findings)
