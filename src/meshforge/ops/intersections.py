@@ -83,31 +83,24 @@ def intersecting_pairs_by_rays(
     whose ends lie on edges: some edge of one crosses the other. So each unique edge is cast as a
     segment (from just past one end to just before the other); every face it passes through,
     paired with the faces on that edge, is a candidate, and the same neighbour filter and SAT test
-    decide. On a 1.3 M-triangle sphere that is 2 M rays through a BVH the thickness and gap checks
-    build anyway, instead of 7.9 M candidate pairs that nearly all share a vertex.
+    decide. The BVH is the one the thickness and gap checks build anyway. It pays where the sphere
+    and grid broad phases drown in candidates (stacked or overlapping parts, mixed sizes: the corpus
+    chair subdivided to 204 k faces, 65 s -> 0.6 s); on a clean 1.3 M sphere it is slower than the
+    k-d tree (3.9 s vs 1.7 s: in float32, 700 k of its 2 M edges graze their own faces and need the
+    all-hits query).
 
     ``caster`` holds the faces to test (``caster.faces``, finite); ``vertex_ids`` are their welded
     corner ids (same rows) and ``face_ids`` the index each row has in the caller's mesh; pairs of
     those indices come back. The ends are skipped by 1e-5 of the edge: a corner clipped less deeply
     than that is a touch in Embree's float32 anyway. Needs the open3d backend (``all_hits``).
     """
-    v = caster._v
+    v = caster.vertices
     f = caster.faces
     wid = np.asarray(vertex_ids, dtype=np.int64)
     n = len(f)
     if n < 2:
         return np.zeros((0, 2), dtype=np.int64)
-    # unique undirected edges by welded ids; each keeps its half-edges' faces (CSR by the sort)
-    nv = int(wid.max()) + 1
-    a = wid.reshape(-1)
-    b = wid[:, [1, 2, 0]].reshape(-1)
-    key = np.minimum(a, b) * nv + np.maximum(a, b)
-    order = np.argsort(key, kind="stable")
-    sk = key[order]
-    start = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
-    count = np.diff(np.r_[start, len(sk)])
-    rep = order[start]  # one half-edge per unique edge: face rep // 3, corner rep % 3
-    face_of_half = order // 3  # faces on each edge, grouped
+    sk, start, count, face_of_half, rep = _edge_groups(wid)
     p0 = v[f.reshape(-1)[rep]]
     p1 = v[f[:, [1, 2, 0]].reshape(-1)[rep]]
     d = p1 - p0
@@ -129,7 +122,7 @@ def intersecting_pairs_by_rays(
     ray, t, others, uv = caster.all_hits(origin, d[edge_ids])
     keep = t < remaining[ray]
     edges, others, uv = edge_ids[ray[keep]], others[keep], uv[keep]
-    edges, others = _across_hit_edges(wid, sk, start, face_of_half, edges, others, uv)
+    edges, others = _across_hit_edges(wid, sk, start, count, face_of_half, edges, others, uv)
     # a face holding either end of the edge only touches it (and float32 Embree reports the edge's
     # own faces all along it): drop those before the duplicate and pair bookkeeping
     ends = (wid.reshape(-1)[rep[edges]], wid[:, [1, 2, 0]].reshape(-1)[rep[edges]])
@@ -139,31 +132,61 @@ def intersecting_pairs_by_rays(
         touching |= (w[:, 0] == end) | (w[:, 1] == end) | (w[:, 2] == end)
     edges, others = edges[~touching], others[~touching]
     edges, others = _with_coincident(wid, edges, others)
-    # expand: every face on the edge x the face the edge passes through
-    k = count[edges]
-    own = face_of_half[np.repeat(start[edges], k) + (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k))]
-    pairs = np.stack([own, np.repeat(others, k)], axis=1)
+    # every face on the edge x the face the edge passes through
+    which, pos = _members(start, count, edges)
+    pairs = np.stack([face_of_half[pos], others[which]], axis=1)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    tri = v[f]
+    pairs = _not_neighbours(wid, pairs)
+    if len(pairs) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    # the narrow phase on the few faces involved, with the exhaustive test's tolerance (diagonal of the faces' box)
+    used = np.zeros(len(v), dtype=bool)
+    used[f.reshape(-1)] = True
+    diag = float(np.linalg.norm(np.ptp(v[used], axis=0)))
+    eps = eps_rel * diag if diag > 0 else 0.0
+    involved, local = np.unique(pairs, return_inverse=True)
+    tri = v[f[involved]]
     lo = np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2])
     hi = np.maximum(np.maximum(tri[:, 0], tri[:, 1]), tri[:, 2])
-    diag = float(np.linalg.norm(hi.max(axis=0) - lo.min(axis=0)))
-    eps = eps_rel * diag if diag > 0 else 0.0
-    pairs = _boxes_overlap(lo, hi, eps, _not_neighbours(wid, pairs))
-    pairs = np.unique(pairs, axis=0) if len(pairs) else pairs
-    found = pairs[_sat(tri, pairs, eps)] if len(pairs) else pairs
+    local = np.unique(_boxes_overlap(lo, hi, eps, local.reshape(-1, 2)), axis=0)
+    found = involved[local[_sat(tri, local, eps)]] if len(local) else np.zeros((0, 2), dtype=np.int64)
     found = np.asarray(face_ids)[found]
     found.sort(axis=1)
     return found[np.lexsort((found[:, 1], found[:, 0]))]
 
 
+def _edge_groups(wid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Unique undirected edges of faces ``wid`` (welded ids), as groups of their half-edges: the
+    sorted edge keys, each group's start and size, the face of every half-edge in that order, and
+    one half-edge per edge (``rep``: face rep // 3, corner rep % 3)."""
+    nv = int(wid.max()) + 1
+    a = wid.reshape(-1)
+    b = wid[:, [1, 2, 0]].reshape(-1)
+    key = np.minimum(a, b) * nv + np.maximum(a, b)
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    start = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+    count = np.diff(np.r_[start, len(sk)])
+    return sk, start, count, order // 3, order[start]
+
+
+def _members(start: np.ndarray, count: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For grouped rows (group g at start[g], count[g] long): for every member of every group in
+    ``groups``, which entry of ``groups`` it belongs to and its row position."""
+    k = count[groups]
+    which = np.repeat(np.arange(len(groups)), k)
+    return which, np.repeat(start[groups], k) + (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k))
+
+
 def _across_hit_edges(
-    wid: np.ndarray, sk: np.ndarray, start: np.ndarray, face_of_half: np.ndarray,
-    edges: np.ndarray, others: np.ndarray, uv: np.ndarray, tol: float = 1e-4,
+    wid: np.ndarray, sk: np.ndarray, start: np.ndarray, count: np.ndarray, face_of_half: np.ndarray,
+    edges: np.ndarray, others: np.ndarray, uv: np.ndarray, tol: float = 1e-3,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Add the faces across the edge a segment hit on a face's boundary (barycentric coordinate
     within ``tol`` of 0): Embree gives a point on a shared edge to one of its faces, and an edge
-    crossing an edge exactly (copies of one tessellation shifted along an axis) intersects both."""
+    crossing an edge exactly (copies of one tessellation shifted along an axis) intersects both.
+    Float32 puts such a point up to ~1e-4 inside either face (measured), hence 1e-3; an extra
+    candidate only costs a SAT test."""
     u, v = uv[:, 0], uv[:, 1]
     w = 1.0 - u - v
     extra_edges, extra_others = [edges], [others]
@@ -179,10 +202,9 @@ def _across_hit_edges(
         g = np.searchsorted(unique_keys, key).clip(0, len(unique_keys) - 1)
         found = unique_keys[g] == key
         hit, g = hit[found], g[found]
-        k = np.diff(np.r_[start, len(sk)])[g]
-        within = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
-        extra_edges.append(np.repeat(edges[hit], k))
-        extra_others.append(face_of_half[np.repeat(start[g], k) + within])
+        which, pos = _members(start, count, g)
+        extra_edges.append(edges[hit[which]])
+        extra_others.append(face_of_half[pos])
     return np.concatenate(extra_edges), np.concatenate(extra_others)
 
 
@@ -209,10 +231,8 @@ def _with_coincident(wid: np.ndarray, edges: np.ndarray, others: np.ndarray) -> 
     sizes = np.diff(np.r_[starts, len(sub)])
     group_of = np.full(len(wid), -1, dtype=np.int64)
     group_of[sub] = np.cumsum(new) - 1
-    g = group_of[others]  # every hit face is in its own group
-    k = sizes[g]
-    within = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
-    return np.repeat(edges, k), sub[np.repeat(starts[g], k) + within]
+    which, pos = _members(starts, sizes, group_of[others])  # every hit face is in its own group
+    return edges[which], sub[pos]
 
 
 def _share_a_vertex(vid: np.ndarray, pairs: np.ndarray) -> np.ndarray:

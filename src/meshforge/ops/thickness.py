@@ -16,15 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def face_normals(triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit normals and areas of (n, 3, 3) triangles (zero normal for degenerate faces)."""
-    cross = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
-    norm = np.linalg.norm(cross, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        n = np.where(norm[:, None] > 0, cross / np.where(norm > 0, norm, 1.0)[:, None], 0.0)
-    return n, 0.5 * norm
-
-
 class RayCaster:
     """First hits of rays against one triangle mesh; the acceleration structure is built once.
 
@@ -41,7 +32,7 @@ class RayCaster:
         with np.errstate(invalid="ignore"):
             centre = (np.nanmin(v, axis=0) + np.nanmax(v, axis=0)) / 2.0 if len(v) else np.zeros(3)
         self.centre = np.nan_to_num(centre, nan=0.0, posinf=0.0, neginf=0.0)
-        self._v = v
+        self.vertices = v  # float64, as given: callers' coordinates
         self._scene = None
         self.backend = "trimesh"
         if backend in ("auto", "open3d"):
@@ -89,7 +80,6 @@ class RayCaster:
             t[ray_idx[closer]] = d[closer]
             face[ray_idx[closer]] = tri_idx[closer]
         return t, face
-
 
     def all_hits(self, origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every face each ray passes through: (ray index, distance along the unit direction, face
@@ -157,7 +147,7 @@ def outward_gaps(
 
 def _centroids(caster: RayCaster, face_ids: np.ndarray) -> np.ndarray:
     f = caster.faces[face_ids]
-    v = caster._v
+    v = caster.vertices
     return (v[f[:, 0]] + v[f[:, 1]] + v[f[:, 2]]) / 3.0
 
 
