@@ -586,7 +586,7 @@ class GapsParams:
         "narrow to nothing at their bottom line and are not gaps [heuristic]")
     severity: SeverityName = field("warning", "severity when more than min_fraction of the surface faces such a gap")
     min_fraction: float = field(
-        0.001, "at most this fraction of the surface is only info (the bottom of a V notch, a sharp inner crease) [heuristic]"
+        0.001, "at most this fraction of the surface is only info (a few faces: a tight crease, a scan artefact) [heuristic]"
     )
     max_rays: int = field(300_000, MAX_RAYS_HELP)
     backend: RayBackend = field("auto", BACKEND_HELP)
@@ -636,7 +636,7 @@ def check_narrow_gaps(view: AssetView, params: GapsParams, ctx: StepContext) -> 
         how = rays.how()
         if fraction <= params.min_fraction:
             severity = "info"
-            how += f"; at most {params.min_fraction:.1%} of the surface (a notch, an inner crease), so info"
+            how += f"; at most {params.min_fraction:.1%} of the surface, so info"
         what = "a gap" if code == "print.narrow_gaps" else "another part"
         yield ctx.finding(
             code,
