@@ -177,15 +177,12 @@ def test_our_glb_writer_writes_conventional_names(tmp_path):
     {"extensions": {"KHR_lights_punctual": "lights"}},
     {"extensions": {"KHR_lights_punctual": {"lights": {"a": 1}}}},
     {"extensions": ["not a dict"]},
-    {"meshes": [{"primitives": "none"}, "mesh", {"primitives": [None, {"targets": [{}]}]}]},
-    {"nodes": [{"mesh": 0, "name": 7}, None, {"name": ""}], "materials": "x"},
+    {"materials": [{"name": 7}, {"name": None}]},
+    {"scenes": [{"nodes": [0], "name": 5}], "images": "x"},
+    {"skins": {"a": 1}, "animations": [None, 3]},
 ])
 def test_hostile_document_values_are_reported_not_raised(extra):
     """Malformed values the reader tolerated must not crash the content step (what they are is the
     structure check's business)."""
-    try:
-        view = glb_view(**extra)
-    except Exception:  # noqa: BLE001 - the reader may refuse the file outright: nothing to judge then
-        pytest.skip("the reader refuses this document")
-    findings = testing.run_check(CONTENT, view)
+    findings = testing.run_check(CONTENT, glb_view(**extra))  # the reader accepts each of these
     assert all(f.code.startswith("commerce.") for f in findings)
