@@ -53,7 +53,9 @@ def pymeshlab_faces(mesh: trimesh.Trimesh) -> tuple[int, float] | None:
 def run(name: str, mesh: trimesh.Trimesh) -> None:
     from meshforge import testing
     from meshforge.builtin.validate import printing
-    from meshforge.ops.intersections import crowding, intersecting_pairs, intersecting_pairs_by_rays, uniform_sizes
+    from meshforge.ops.intersections import (
+        CROWDED, RAYS_MIN_FACES, crowding, intersecting_pairs, intersecting_pairs_by_rays, uniform_sizes,
+    )
     from meshforge.ops.thickness import RayCaster
 
     view = testing.view(mesh)
@@ -74,7 +76,7 @@ def run(name: str, mesh: trimesh.Trimesh) -> None:
     rays_s = time.perf_counter() - started
     same = "same pairs" if np.array_equal(rays, exhaustive) else f"DIFFERENT ({len(rays)} vs {len(exhaustive)})"
     uniform, crowd = uniform_sizes(lo, hi), crowding(lo, hi)
-    route = "rays" if len(ok) >= printing.RAYS_MIN_FACES and (not uniform or crowd > printing.CROWDED) else "exhaustive"
+    route = "rays" if len(ok) >= RAYS_MIN_FACES and (not uniform or crowd > CROWDED) else "exhaustive"
     sizes = f"{'similar' if uniform else 'mixed'} sizes, crowding {crowd:.1f}: the step takes {route}"
     line = (f"{name}: {len(f):,} faces ({sizes}), {len(exhaustive):,} pairs; exhaustive {exhaustive_s:.2f} s, "
             f"rays {rays_s:.2f} s (+ BVH {build_s:.2f} s, shared with thickness), {same}")

@@ -323,8 +323,8 @@ def test_crowded_meshes_take_the_ray_broad_phase(monkeypatch):
     shell = trimesh.creation.icosphere(subdivisions=5, radius=10.0)
     stacked = trimesh.util.concatenate([shell.copy().apply_translation((0.3 * i, 0, 0)) for i in range(4)])
     tri = stacked.triangles
-    assert intersections.crowding(tri.min(axis=1), tri.max(axis=1)) > printing.CROWDED
-    assert intersections.crowding(*(lambda t: (t.min(axis=1), t.max(axis=1)))(shell.triangles)) < printing.CROWDED
+    assert intersections.crowding(tri.min(axis=1), tri.max(axis=1)) > intersections.CROWDED
+    assert intersections.crowding(*(lambda t: (t.min(axis=1), t.max(axis=1)))(shell.triangles)) < intersections.CROWDED
     used = []
     original = intersections.intersecting_pairs_by_rays
     monkeypatch.setattr(intersections, "intersecting_pairs_by_rays", lambda *a, **k: used.append(1) or original(*a, **k))
@@ -733,12 +733,12 @@ def test_triangle_spheres_find_the_pairs_the_grid_finds(corpus, rel, monkeypatch
     tri = trimesh.load(corpus / rel, process=False, force="mesh").triangles
     general = intersections._candidates
 
-    def spheres(lo, hi, eps, t=None):
+    def spheres(lo, hi, eps, t=None, **_):
         centre = t.mean(axis=1)
         radius = np.linalg.norm(t - centre[:, None], axis=2).max(axis=1)
         return intersections._sphere_pairs(lo, hi, eps, centre, radius)
 
-    monkeypatch.setattr(intersections, "_candidates", lambda lo, hi, eps, t=None: intersections._grid_pairs(lo, hi, eps))
+    monkeypatch.setattr(intersections, "_candidates", lambda lo, hi, eps, t=None, **_: intersections._grid_pairs(lo, hi, eps))
     by_grid = intersecting_pairs(tri)
     monkeypatch.setattr(intersections, "_candidates", spheres)
     by_spheres = intersecting_pairs(tri)

@@ -325,35 +325,24 @@ def check_self_intersections(view: AssetView, params: IntersectionsParams, ctx: 
         )
 
 
-RAYS_MIN_FACES = 50_000  # below this the exhaustive test takes well under a second whatever the mesh
-CROWDED = 12.0  # triangles per grid cell (see intersections.crowding): surfaces 3-6, stacked/overlapping parts 17+
-
-
 def _intersecting_faces(view: AssetView, t: Topology) -> np.ndarray:
-    """Pairs of intersecting face indices. Exhaustive (k-d tree of bounding spheres or a grid, + SAT)
-    for small meshes and for surfaces of similar-sized triangles; for large meshes of mixed sizes or
-    crowded with stacked and overlapping parts, where those broad phases drown in candidate pairs (the
-    corpus chair subdivided to 204 k faces: 65 s), every edge is cast as a segment through the BVH the
-    thickness check builds anyway (0.5 s, same pairs)."""
-    from meshforge.ops.intersections import crowding, intersecting_pairs, intersecting_pairs_by_rays, uniform_sizes
+    """Pairs of intersecting face indices; large crowded or mixed-size meshes go by edge rays through
+    the BVH the thickness check builds anyway (see ``intersecting_pairs``)."""
+    from meshforge.ops.intersections import intersecting_pairs, intersecting_pairs_by_rays
 
     mesh = view.mesh
-    v = np.asarray(mesh.vertices)
     ok = np.flatnonzero(t.valid)
-    tri = v[mesh.faces[ok]]
-    if len(ok) >= RAYS_MIN_FACES:
-        with np.errstate(invalid="ignore"):
-            lo = np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2])
-            hi = np.maximum(np.maximum(tri[:, 0], tri[:, 1]), tri[:, 2])
-        finite = np.isfinite(lo).all(axis=1) & np.isfinite(hi).all(axis=1)
-        lo, hi = (lo, hi) if finite.all() else (lo[finite], hi[finite])
-        if not uniform_sizes(lo, hi) or crowding(lo, hi) > CROWDED:
-            caster = ray_caster(view, "auto")
-            if caster.backend == "open3d":
-                kept = face_ids(view)
-                pairs = intersecting_pairs_by_rays(caster, t.faces[kept], kept)
-                return pairs[t.valid[pairs].all(axis=1)] if len(pairs) else pairs
-    return ok[intersecting_pairs(tri, t.faces[ok])]
+
+    def by_rays() -> np.ndarray | None:
+        caster = ray_caster(view, "auto")
+        if caster.backend != "open3d":
+            return None
+        kept = face_ids(view)
+        pairs = intersecting_pairs_by_rays(caster, t.faces[kept], kept)
+        pairs = pairs[t.valid[pairs].all(axis=1)] if len(pairs) else pairs
+        return np.searchsorted(ok, pairs)  # face ids -> rows of ok, order kept (both ascending)
+
+    return ok[intersecting_pairs(np.asarray(mesh.vertices)[mesh.faces[ok]], t.faces[ok], rays=by_rays)]
 
 
 # --- print.units ----------------------------------------------------------------------------
