@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from meshforge.ops.topology import sort_keys
+
 if TYPE_CHECKING:
     from meshforge.ops.thickness import RayCaster
 
@@ -178,8 +180,7 @@ def _edge_groups(wid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     a = wid.reshape(-1)
     b = wid[:, [1, 2, 0]].reshape(-1)
     key = np.minimum(a, b) * nv + np.maximum(a, b)
-    order = np.argsort(key, kind="stable")
-    sk = key[order]
+    sk, order = sort_keys(key, nv * nv)  # ties keep half-edge order, as a stable argsort would
     start = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
     count = np.diff(np.r_[start, len(sk)])
     return sk, start, count, order // 3, order[start]

@@ -242,7 +242,7 @@ def triangle_areas(triangles: np.ndarray) -> np.ndarray:
     return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
 
 
-def _sort_keys(key: np.ndarray, max_key: int) -> tuple[np.ndarray, np.ndarray]:
+def sort_keys(key: np.ndarray, max_key: int) -> tuple[np.ndarray, np.ndarray]:
     """(sorted keys, order) of non-negative int64 ``key`` (< ``max_key``), ties in index order.
 
     When key and index fit 63 bits together the index rides in the low bits and one SIMD
@@ -330,7 +330,7 @@ def _topology(faces: np.ndarray, vid: np.ndarray, nv: int, geometry: FaceGeometr
     key *= nvk
     key += np.maximum(start, end)
     del end
-    sk, order = _sort_keys(key, nvk * nvk)
+    sk, order = sort_keys(key, nvk * nvk)
     del key
     new = np.empty(len(sk), dtype=bool)
     if len(sk):
