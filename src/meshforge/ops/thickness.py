@@ -13,6 +13,8 @@ importable, else trimesh's ray module (which uses embreex when installed); both 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -121,28 +123,31 @@ def outward_gaps(
     caster: RayCaster,
     face_ids: np.ndarray,
     normals: np.ndarray,
-    facing: np.ndarray,
+    normals_of: Callable[[np.ndarray], np.ndarray],
     *,
     offset: float,
     outward: bool = True,
+    max_wall_angle_deg: float = 90.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Width of the empty space in front of each face in ``face_ids``: the distance along its
-    outward normal to the first surface the ray enters (inf when it escapes), and the face entered
-    (-1 when none), so callers can tell a slot in one part from the clearance to another part.
+    """Width of the empty space in front of each face in ``face_ids`` (unit ``normals``): the
+    distance along its outward normal to the first face hit, and that face (-1 when none), so
+    callers can tell a slot in one part from the clearance to another part.
 
-    A ray that first meets a face from behind is travelling inside material (overlapping shells,
-    a face buried in another part): that is not a gap, so it counts as inf. ``facing`` holds, for
-    every face in ``caster.faces``, a vector along its normal (the unnormalised cross product will
-    do: only the sign of a dot product is used, to tell entering from leaving).
+    Only a face whose normal (``normals_of(hit faces)``, unit) points back at the ray's within
+    ``max_wall_angle_deg`` closes a gap; any other hit counts as none (inf, -1). That also drops a
+    ray that meets a face from behind, travelling inside material (overlapping shells, a face
+    buried in another part): its normal points along the ray.
     """
     sign = 1.0 if outward else -1.0
     dirs = sign * normals
     origins = _centroids(caster, face_ids) + dirs * offset
     t, face = caster.first_hits(origins, dirs)
-    hit = face >= 0
-    entering = np.zeros(len(t), dtype=bool)
-    entering[hit] = np.einsum("ij,ij->i", sign * facing[face[hit]], dirs[hit]) < 0
-    return np.where(entering, t + offset, np.inf), np.where(entering, face, -1)
+    hit = np.flatnonzero(face >= 0)
+    # the normals' common sign cancels: facing each other is their dot product, inverted mesh or not
+    facing = np.einsum("ij,ij->i", normals[hit], normals_of(face[hit])) <= -np.cos(np.radians(max_wall_angle_deg))
+    wall = np.zeros(len(t), dtype=bool)
+    wall[hit[facing]] = True
+    return np.where(wall, t + offset, np.inf), np.where(wall, face, -1)
 
 
 def _centroids(caster: RayCaster, face_ids: np.ndarray) -> np.ndarray:

@@ -599,15 +599,11 @@ def check_narrow_gaps(view: AssetView, params: GapsParams, ctx: StepContext) -> 
     geometry = face_geometry(view)
     kept = face_ids(view)
     caster = ray_caster(view, params.backend)
-    facing = geometry.cross if len(kept) == len(geometry.norm) else geometry.cross[kept]
-    normals = geometry.normals(kept[ids])
-    gap, entered = outward_gaps(caster, ids, normals, facing, offset=1e-6 * diag, outward=t.volume >= 0)
+    # only walls that face each other make a gap (a slot, a stroke, two parts); see max_wall_angle_deg
+    gap, entered = outward_gaps(caster, ids, geometry.normals(kept[ids]), lambda faces: geometry.normals(kept[faces]),
+                                offset=1e-6 * diag, outward=t.volume >= 0, max_wall_angle_deg=params.max_wall_angle_deg)
     gap = gap * mm_per_unit(view)
     hit = entered >= 0
-    # only walls that face each other make a gap (a slot, a stroke, two parts); see max_wall_angle_deg
-    facing_back = np.einsum("ij,ij->i", normals[hit], geometry.normals(kept[entered[hit]]))
-    hit[hit] = facing_back <= -np.cos(np.radians(params.max_wall_angle_deg))
-    gap[~hit] = np.inf
     other_part = np.zeros(len(gap), dtype=bool)
     other_part[hit] = t.shell_of_face[kept[entered[hit]]] != t.shell_of_face[kept[ids[hit]]]
     kinds = (
