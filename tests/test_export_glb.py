@@ -56,6 +56,14 @@ def only_glb(report) -> Path:
     return glbs[0]
 
 
+def export_corpus_glb(engine, corpus: Path, rel: str, out: Path):
+    """(report, the one GLB written) for a corpus file; skips a file that does not load here."""
+    report = engine.run(corpus / rel, out_dir=out)
+    if report.status is Status.UNUSABLE:
+        pytest.skip(f"{rel} does not load here: {report.findings[-1].message}")
+    return report, only_glb(report)
+
+
 def check_glb(path: Path) -> dict:
     """Our own assertions on a written GLB; returns the validator report."""
     data = path.read_bytes()
@@ -84,10 +92,7 @@ def check_glb(path: Path) -> dict:
 @pytest.mark.referee
 @pytest.mark.parametrize("rel", gltf_rows())
 def test_corpus_gltf_exports_valid_glb(engine, corpus, tmp_path, rel):
-    report = engine.run(corpus / rel, out_dir=tmp_path)
-    if report.status is Status.UNUSABLE:
-        pytest.skip(f"{rel} does not load here: {report.findings[-1].message}")
-    glb = only_glb(report)
+    report, glb = export_corpus_glb(engine, corpus, rel, tmp_path)
     validator = check_glb(glb)
     assert validator["info"]["totalTriangleCount"] <= TARGET
     gltf, _ = read_glb(glb)
