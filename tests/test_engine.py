@@ -325,6 +325,29 @@ def test_non_finite_measurements_stay_valid_json(engine_factory):
     jsonschema.validate(json.loads(text), schema())
 
 
+def test_measure_agrees_with_trimesh_on_closed_open_and_overused_edges():
+    from meshforge.engine import measure
+    from meshforge.types import Units
+
+    closed = trimesh.creation.icosphere(subdivisions=2, radius=10.0)
+    cases = {
+        "closed": closed,
+        "open": trimesh.Trimesh(closed.vertices, closed.faces[1:], process=False),  # odd number of faces: 3n keys
+        "two holes": trimesh.Trimesh(closed.vertices, closed.faces[2:], process=False),
+        "an edge used three times": trimesh.Trimesh(closed.vertices, np.vstack([closed.faces, closed.faces[:1]]), process=False),
+    }
+    for name, mesh in cases.items():
+        metrics = measure(trimesh.Scene(mesh), Units("mm"))
+        assert metrics.watertight == mesh.is_watertight, name
+        assert metrics.triangles == len(mesh.faces) and metrics.vertices == len(mesh.vertices), name
+    assert measure(trimesh.Scene(closed), Units("mm")).volume == pytest.approx(closed.volume, rel=1e-12)
+    # an open mesh's figure does not move with the origin (the tetrahedra meet at the centroid)
+    opened = cases["two holes"]
+    moved = opened.copy()
+    moved.apply_translation([1000.0, -50.0, 7.0])
+    assert measure(trimesh.Scene(moved), Units("mm")).volume == pytest.approx(measure(trimesh.Scene(opened), Units("mm")).volume, rel=1e-9)
+
+
 def test_finding_codes_are_checked():
     with pytest.raises(ValueError):
         Finding(code="NotACode", severity=Severity.ERROR, message="x")

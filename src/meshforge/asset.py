@@ -21,6 +21,8 @@ from meshforge.types import Finding, SourceFile, Units
 if TYPE_CHECKING:
     import trimesh
 
+    from meshforge.ops.topology import FaceGeometry
+
 T = TypeVar("T")
 
 
@@ -80,6 +82,14 @@ class Derived:
     def mesh(self) -> trimesh.Trimesh:
         """All geometry of the scene as one mesh in world coordinates (instances expanded)."""
         return self.get("core.mesh", lambda: scene_to_mesh(self._scene))
+
+    @property
+    def face_geometry(self) -> FaceGeometry:
+        """Cross products, areas and tetra volumes of every face of :attr:`mesh`: the engine's
+        volume figure and the hygiene, topology, thickness and overhang checks share one pass."""
+        from meshforge.ops.topology import face_geometry
+
+        return self.get("geometry.face_geometry", lambda: face_geometry(self.mesh.vertices, self.mesh.faces))
 
 
 def scene_to_mesh(scene: Any) -> trimesh.Trimesh:

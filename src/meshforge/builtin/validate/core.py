@@ -29,12 +29,8 @@ class HygieneParams:
 
 
 def face_geometry(view: AssetView) -> FaceGeometry:
-    """Cross products, areas and tetra volumes of every face of ``view.mesh``, computed once per
-    geometry and shared by hygiene, the topology, thickness and overhang checks."""
-    from meshforge.ops.topology import face_geometry as compute
-
-    mesh = view.mesh
-    return view.derived.get("geometry.face_geometry", lambda: compute(mesh.vertices, mesh.faces))
+    """Cross products, areas and tetra volumes of every face of ``view.mesh`` (:attr:`Derived.face_geometry`)."""
+    return view.derived.face_geometry
 
 
 def exact_weld(view: AssetView) -> tuple[np.ndarray, int]:
