@@ -93,3 +93,20 @@ def test_misaligned_accessor_is_reported_and_still_decoded_exactly():
     d = read_document(SourceFile(name="m.glb", data=glb(doc, bin_data), path=None))
     assert "ACCESSOR_OFFSET_ALIGNMENT" in {i.code for i in d.issues}
     assert np.array_equal(d.accessor(0), POSITIONS)
+
+
+def test_reading_the_document_alone_never_imports_trimesh(tmp_path):
+    # structural checks of a glTF are what a validator-only tool needs: they must not pay for the
+    # scene library's import (0.4-0.7 s, most of a cold run's budget against the Khronos validator)
+    import subprocess
+    import sys
+
+    doc, bin_data = triangle_doc()
+    path = tmp_path / "m.glb"
+    path.write_bytes(glb(doc, bin_data))
+    code = ("import sys\nfrom pathlib import Path\nfrom meshforge.io.gltf import read_document\n"
+            "from meshforge.types import SourceFile\n"
+            f"d = read_document(SourceFile(name='m.glb', data=Path({str(path)!r}).read_bytes(), path=None))\n"
+            "print(d.triangles, 'trimesh' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "False"]

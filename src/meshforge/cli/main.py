@@ -113,7 +113,6 @@ def _engine(profile: str, overrides: tuple[str, ...], append: dict[str, list[str
 
 
 def _finish(result: Any, *, as_json: bool, quiet: bool, report_path: Path | None, wrote: bool) -> None:
-    from meshforge.cli import render
     from meshforge.report import write_json
 
     data = result.to_dict()
@@ -126,6 +125,8 @@ def _finish(result: Any, *, as_json: bool, quiet: bool, report_path: Path | None
     if as_json:
         click.echo(json.dumps(data, indent=2, allow_nan=False, default=str))
     elif not quiet:
+        from meshforge.cli import render  # rich: only for the summary a person reads (-q and --json skip its import)
+
         render.summary(result, wrote=wrote)
     sys.exit(result.exit_code)
 

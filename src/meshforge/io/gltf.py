@@ -1082,8 +1082,6 @@ def _material(doc: GltfDocument, index: int, cache: dict[int, Any]) -> Any:
 
 
 def _build(doc: GltfDocument, limits: ReadLimits, where: Any, *, build_scene: bool) -> Any:
-    import trimesh
-
     meshes = doc.items("meshes")
     doc.primitive_count = sum(len(m.get("primitives", [])) if isinstance(m.get("primitives"), list) else 0 for m in meshes)
     if doc.primitive_count > limits.max_primitives:
@@ -1131,6 +1129,7 @@ def _build(doc: GltfDocument, limits: ReadLimits, where: Any, *, build_scene: bo
                          code="input.too_large")
     if not build_scene:
         return None
+    import trimesh  # only for the scene: read_document (checks alone) never pays its 0.4-0.7 s import
     from trimesh.visual import ColorVisuals, TextureVisuals
 
     mat_cache: dict[int, Any] = {}
