@@ -219,15 +219,15 @@ def measure(scene: trimesh.Scene, units: Units, derived: Derived | None = None) 
     is the "before" of the next, and the final figures of an unrepaired asset are its first ones.
     """
     cache = derived if derived is not None else Derived(scene)
-    metrics = cache.get("core.metrics", lambda: _measure(cache.mesh, units, cache))
+    metrics = cache.get("core.metrics", lambda: _measure(cache, units))
     return metrics if metrics.units == units.length else replace(metrics, units=units.length)
 
 
-def _measure(mesh: trimesh.Trimesh, units: Units, derived: Derived) -> Metrics:
+def _measure(derived: Derived, units: Units) -> Metrics:
     import numpy as np
 
-    v = np.asarray(mesh.vertices, dtype=np.float64)
-    f = np.asarray(mesh.faces, dtype=np.int64)
+    v = np.asarray(derived.mesh.vertices, dtype=np.float64)
+    f = np.asarray(derived.mesh.faces, dtype=np.int64)
     if len(f) == 0:
         return Metrics(triangles=0, vertices=len(v), bounds=None, volume=None, watertight=None, units=units.length)
     with np.errstate(all="ignore"):
