@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
     from meshforge.asset import AssetView
     from meshforge.context import StepContext
-    from meshforge.ops.topology import FaceGeometry
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,11 +25,6 @@ class HygieneParams:
     max_degenerate_area_mm2: float = field(
         1e-4, "a triangle with area at or under this (mm^2; scene units converted) is degenerate (P5, Blender threshold_zero)"
     )
-
-
-def face_geometry(view: AssetView) -> FaceGeometry:
-    """Cross products, areas and tetra volumes of every face of ``view.mesh`` (:attr:`Derived.face_geometry`)."""
-    return view.derived.face_geometry
 
 
 def exact_weld(view: AssetView) -> tuple[np.ndarray, int]:
@@ -74,7 +68,7 @@ def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> I
     repeated |= c == a
     mm2 = scale_factor(view.units.length or "mm", "mm") ** 2
     with np.errstate(invalid="ignore", over="ignore"):
-        area = face_geometry(view).area * mm2
+        area = view.derived.face_geometry.area * mm2
         if ok is not None:
             area = np.where(ok, area, np.inf)
     degenerate = repeated | (area <= params.max_degenerate_area_mm2)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 import meshforge
-from meshforge.builtin.validate.core import exact_weld, face_geometry
+from meshforge.builtin.validate.core import exact_weld
 from meshforge.params import field
 from meshforge.types import Severity, ValidateStep
 
@@ -97,7 +97,7 @@ def topo(view: AssetView, weld_rel: float) -> Topology:
         ok = np.isfinite(v).all(axis=1)
         pts = v if ok.all() else v[ok]
         diag = float(np.linalg.norm(np.ptp(pts, axis=0))) if len(pts) else 0.0
-        return topology(mesh.vertices, mesh.faces, weld_rel * diag, geometry=face_geometry(view), welded=exact_weld(view))
+        return topology(mesh.vertices, mesh.faces, weld_rel * diag, geometry=view.derived.face_geometry, welded=exact_weld(view))
 
     return view.derived.get(f"print.topology:{weld_rel!r}", compute)
 
@@ -510,7 +510,7 @@ def ray_faces(view: AssetView, max_rays: int) -> RayFaces | None:
     def compute() -> RayFaces | None:
         if len(finite_mesh(view)[1]) == 0:
             return None
-        area = face_geometry(view).area[face_ids(view)]
+        area = view.derived.face_geometry.area[face_ids(view)]
         usable = np.flatnonzero(area > 0)
         if len(usable) == 0:
             return None
@@ -539,7 +539,7 @@ def check_wall_thickness(view: AssetView, params: ThicknessParams, ctx: StepCont
     # an inside-out part (print.inverted) would cast its rays outward: follow the volume's sign
     outward = topo(view, WELD_DEFAULT).volume >= 0
     caster = ray_caster(view, params.backend)
-    normals = face_geometry(view).normals(face_ids(view)[ids])
+    normals = view.derived.face_geometry.normals(face_ids(view)[ids])
     dist = inward_thickness(caster, ids, normals, offset=1e-6 * diag, outward=outward) * mm_per_unit(view)
     for limit, severity in ((params.min_mm, Severity.ERROR), (params.warn_mm, Severity.WARNING)):
         thin = dist < limit
@@ -596,7 +596,7 @@ def check_narrow_gaps(view: AssetView, params: GapsParams, ctx: StepContext) -> 
     ids = rays.ids
     diag = float(np.linalg.norm(np.ptp(used_points(view), axis=0)))
     t = topo(view, WELD_DEFAULT)
-    geometry = face_geometry(view)
+    geometry = view.derived.face_geometry
     kept = face_ids(view)
     caster = ray_caster(view, params.backend)
     # only walls that face each other make a gap (a slot, a stroke, two parts); see max_wall_angle_deg
@@ -653,7 +653,7 @@ def check_overhangs(view: AssetView, params: OverhangParams, ctx: StepContext) -
     if len(f) == 0:
         return
     scale = mm_per_unit(view)
-    geometry = face_geometry(view)
+    geometry = view.derived.face_geometry
     kept = face_ids(view)
     all_kept = len(kept) == len(geometry.norm)
     normals = geometry.normals() if all_kept else geometry.normals(kept)
