@@ -151,3 +151,26 @@ def test_blocked_plugin_is_listed_as_blocked_and_its_steps_are_gone(clean_stl):
     assert proc.returncode == 0, proc.stderr
     fill = next(s for s in json.loads(proc.stdout)["chain"]["repair"] if s["id"] == "fill_holes")
     assert fill["plugin"].startswith("builtin.")
+
+
+def test_readme_first_command_writes_the_printable_files_into_a_relative_out(tmp_path):
+    """The README's first command, as a newcomer runs it: from the checkout, with a relative --out.
+    (A relative output folder once lost every exported file while the run said PASS.)"""
+    readme = (ROOT / "README.md").read_text()
+    first = readme.split("```console\n", 1)[1].split("\n", 1)[0]
+    command = first.split("&& ", 1)[1].split()
+    assert command[0] == "meshforge" and "--out" in command
+    out = command[command.index("--out") + 1]
+    assert not Path(out).is_absolute()
+    sample = command[command.index("--profile") + 2]
+    (tmp_path / sample).parent.mkdir(parents=True)
+    (tmp_path / sample).write_bytes((ROOT / sample).read_bytes())
+    proc = subprocess.run([sys.executable, "-m", "meshforge", *command[1:]], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stem = Path(sample).stem
+    report = json.loads((tmp_path / out / f"{stem}.report.json").read_text())
+    written = sorted(Path(o["path"]).name for o in report["outputs"])
+    assert written == [f"{stem}.3mf", f"{stem}.stl"]
+    for name in written:
+        assert (tmp_path / out / name).stat().st_size > 1000
+    assert not list((tmp_path / out).glob(".staging-*"))

@@ -132,8 +132,28 @@ class Engine:
                 self._own_http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False)
             return self._own_http
 
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        """Call an observer hook's implementations one by one (see hookspecs: observers never steer)."""
+        for impl in reversed(getattr(self._registry.pm.hook, hook).get_hookimpls()):
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            try:
+                impl.function(**kwargs)
+            except Exception:
+                log.warning("plugin %r: %s raised; ignored", impl.plugin_name, hook, exc_info=True)
+
     def detect_format(self, head: bytes, filename: str | None) -> str | None:
-        return self._registry.pm.hook.meshforge_detect_format(head=head, filename=filename)
+        """The first format a plugin recognises, in pluggy's call order. A sniffer that raises is
+        skipped (and logged): one broken plugin must not make every file unreadable for everyone."""
+        for impl in reversed(self._registry.pm.hook.meshforge_detect_format.get_hookimpls()):
+            try:
+                fmt = impl.function(head=head, filename=filename)
+            except Exception:
+                log.warning("plugin %r: meshforge_detect_format raised; skipped", impl.plugin_name, exc_info=True)
+                continue
+            if fmt is not None:
+                return fmt
+        return None
 
     def load(self, generated: Generated, limits: Any) -> tuple[Loaded, SourceFile | None]:
         """Turn what a generate step produced into a scene: sniff the format, read it once."""
@@ -200,6 +220,12 @@ def _peek(path: Path) -> bytes:
             return fh.read(4096)
     except OSError:
         return b""  # the import step reports the real problem with the file
+
+
+def _is_scene(obj: Any) -> bool:
+    import trimesh
+
+    return isinstance(obj, (trimesh.Scene, trimesh.Trimesh))
 
 
 def _as_scene(obj: Any) -> trimesh.Scene:
@@ -334,8 +360,8 @@ class _Run:
                     if status is Status.PASS or not self._should_regenerate(asset):
                         break
                     self.attempt += 1
-                if self.repair_enabled and self.out_dir is not None:
-                    self._export(asset, rejected=status is Status.FAIL)
+                if self.repair_enabled and self.out_dir is not None and not self._export(asset, rejected=status is Status.FAIL):
+                    status = Status.FAIL
         except InputError as exc:
             finding = Finding(code=exc.code, severity=Severity.ERROR, message=f"{exc.where}: {exc.reason}", step="input")
             asset_findings = [finding]
@@ -410,8 +436,8 @@ class _Run:
     def _validate(self, asset: _Asset) -> None:
         for step in self.profile.stage(Stage.VALIDATE):
             view = self._view(asset)
-            found, record = self._call(step, lambda v, p, c: list(step.spec.check(v, p, c)), view)  # type: ignore[union-attr]
-            new = [self._stamp(f, step) for f in (found or [])]
+            found, record = self._call(step, lambda v, p, c: [self._stamp(f, step) for f in step.spec.check(v, p, c)], view)  # type: ignore[union-attr]
+            new = list(found or [])
             if record.error is not None:
                 new.append(self._step_failure(step, record))
             asset.findings.extend(new)
@@ -432,6 +458,12 @@ class _Run:
                 continue
             if not isinstance(result, RepairResult):
                 result = RepairResult.unchanged(f"returned {type(result).__name__}, not RepairResult (ignored)")
+            elif result.scene is not None and not _is_scene(result.scene):
+                record = replace(record, outcome="failed", note=f"returned a RepairResult whose scene is a {type(result.scene).__name__}, "
+                                 "not a trimesh Scene or Trimesh")
+                asset.findings.append(self._step_failure(step, record))
+                self.records.append(replace(record, before=before))
+                continue
             if result.units is not None:
                 asset.units = result.units
             after = None
@@ -447,32 +479,49 @@ class _Run:
             )
         return changed
 
-    def _export(self, asset: _Asset, *, rejected: bool) -> None:
+    def _export(self, asset: _Asset, *, rejected: bool) -> bool:
+        """Run every export step into one staging folder, then publish their files together: into
+        the output folder when the asset passed and every export step worked, else into
+        ``rejected/`` (when the profile exports rejected assets). A storefront or print queue
+        watching the folder never sees half of an asset. Returns False when an export step failed."""
         assert self.out_dir is not None
         if rejected and not self.profile.run.export_rejected:
-            return
-        final_dir = self.out_dir / "rejected" if rejected else self.out_dir
-        final_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=final_dir))
+            return True
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        # resolved: a step may hand back its paths in any form, and a relative staging folder never
+        # appears among an absolute path's parents (every file of a relative --out was dropped)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.out_dir)).resolve()
         try:
+            staged: list[tuple[ResolvedStep, _CallRecord, list[Path]]] = []
             for step in self.profile.stage(Stage.EXPORT):
-                view = self._view(asset)
-                written, record = self._call(step, lambda v, p, c: list(step.spec.write(v, p, c)), view, out_dir=staging)  # type: ignore[union-attr]
-                if record.error is not None:
+                written, record = self._call(step, lambda v, p, c: list(step.spec.write(v, p, c)), self._view(asset), out_dir=staging)  # type: ignore[union-attr]
+                files: list[Path] = []
+                for path in (written or []) if record.error is None else []:
+                    resolved = Path(path).resolve()
+                    if not (resolved.is_file() and staging in resolved.parents):
+                        record = replace(record, outcome="failed", note=f"returned {path}, which is not a file it wrote in its output folder")
+                        break
+                    files.append(resolved)
+                if record.outcome != "ok":
                     asset.findings.append(self._step_failure(step, record))
+                staged.append((step, record, files))
+            failed = any(record.outcome != "ok" for _, record, _ in staged)
+            rejected = rejected or failed
+            publish = not rejected or self.profile.run.export_rejected
+            final_dir = self.out_dir / "rejected" if rejected else self.out_dir
+            for step, record, files in staged:
+                if record.outcome != "ok":
                     self.records.append(record)
                     continue
                 outputs = []
-                for path in written or []:
-                    path = Path(path)
-                    if not path.is_file() or staging not in path.resolve().parents:
-                        continue
+                for path in files if publish else []:
                     target = final_dir / path.relative_to(staging)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(path, target)  # atomic publish: no half-written output is ever visible
                     outputs.append(_output(target, step.spec.formats, rejected))  # type: ignore[union-attr]
                 self.outputs.extend(outputs)
                 self.records.append(replace(record, details={"files": [o.path for o in outputs]}))
+            return not failed
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -519,7 +568,7 @@ class _Run:
             error = TimeoutError(note)
         except InputError as exc:
             outcome, note, error = "failed", f"{exc.where}: {exc.reason}", exc
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # SystemExit: a step calling sys.exit() fails itself, not the run
             outcome, note, error = "failed", f"{type(exc).__name__}: {exc}", exc
             if self.engine.debug:
                 note += "\n" + traceback.format_exc()
@@ -536,7 +585,7 @@ class _Run:
             attempt=self.attempt,
             error=error,
         )
-        self.engine._registry.pm.hook.meshforge_step_finished(record=record)
+        self.engine._notify("meshforge_step_finished", record=record)
         return result, record
 
     def _skipped(self, step: ResolvedStep, note: str) -> StepRecord:
@@ -596,7 +645,7 @@ class _Run:
         if self.out_dir is not None and self.repair_enabled:
             folder = self.out_dir / "rejected" if status is not Status.PASS else self.out_dir
             write_json(folder / f"{_out_name(self.inputs)}.report.json", report.to_dict())
-        self.engine._registry.pm.hook.meshforge_run_finished(report=report)
+        self.engine._notify("meshforge_run_finished", report=report)
         return report
 
 

@@ -89,10 +89,13 @@ def meshforge_detect_format(head: bytes, filename: str | None) -> str | None:
     """Name the format of a file from its first bytes (and name). First non-None answer wins.
 
     The built-in magic-byte sniffer answers last (``trylast``), so a plugin can claim a format first.
+    A sniffer that raises is skipped and logged; the next one answers.
     """
 
 
 # --- observers -----------------------------------------------------------------------------
+# Observers watch and never steer: each implementation is called on its own, and one that raises
+# is logged and skipped (the run, and the other observers, go on). Wrappers are not called.
 
 
 @hookspec

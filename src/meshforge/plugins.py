@@ -258,7 +258,7 @@ def load_plugins(
                 obj = ep.load()
                 pm.register(obj, name=ep.name)
                 pm.check_pending()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # a module calling sys.exit() at import must not end every command
                 _unregister_quietly(pm, ep.name)
                 records.append(
                     PluginRecord(

@@ -1,0 +1,192 @@
+"""A third party's plugin that gets the contract wrong costs its own step, never the run.
+
+Each case is a plugin mistake the engine once let escape as an "internal error" (losing the other
+files' reports) or as a silent PASS: a check yielding a dict, a repair returning a string for a
+scene, an observer or a format sniffer that raises, an export step that fails or hands back a path
+it did not write.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import meshforge
+from meshforge import Engine, RepairResult, Severity, Status, testing
+from meshforge.types import ExportStep, RepairStep, ValidateStep
+
+
+class Careless:
+    __name__ = "careless"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @staticmethod
+    def yields_dict(view, params, ctx):
+        yield ctx.finding("careless.tall", Severity.WARNING, "fine")
+        yield {"code": "careless.tall"}
+
+    @staticmethod
+    def always_flags(view, params, ctx):
+        yield ctx.finding("careless.flag", Severity.ERROR, "flagged for the repair below")
+
+    @staticmethod
+    def returns_text_scene(view, params, ctx):
+        return RepairResult(scene="not a mesh", note="oops")
+
+    @staticmethod
+    def write_ok(view, params, ctx):
+        path = ctx.out_dir / f"{view.out_name}.txt"
+        path.write_text("ok")
+        return [path]
+
+    @staticmethod
+    def write_fails(view, params, ctx):
+        raise OSError("disk full")
+
+    @staticmethod
+    def write_elsewhere(view, params, ctx):
+        return [Path("/etc/hostname")]
+
+    @meshforge.hookimpl
+    def meshforge_validate_steps(self):
+        return [
+            ValidateStep(name="careless.dict", summary="yields a dict", codes=("careless.tall",), check=self.yields_dict),
+            ValidateStep(name="careless.flag", summary="always an error", codes=("careless.flag",), check=self.always_flags),
+        ]
+
+    @meshforge.hookimpl
+    def meshforge_repair_steps(self):
+        return [RepairStep(name="careless.text", summary="returns text", fixes=("careless.flag",), apply=self.returns_text_scene)]
+
+    @meshforge.hookimpl
+    def meshforge_export_steps(self):
+        return [
+            ExportStep(name="careless.ok", summary="writes a file", formats=("txt",), write=self.write_ok),
+            ExportStep(name="careless.fails", summary="raises", formats=("txt",), write=self.write_fails),
+            ExportStep(name="careless.elsewhere", summary="returns a path it did not write", formats=("txt",), write=self.write_elsewhere),
+        ]
+
+
+class NoisyObserver:
+    __name__ = "noisy"
+
+    @meshforge.hookimpl
+    def meshforge_step_finished(self, record):
+        raise RuntimeError("observer bug")
+
+    @meshforge.hookimpl
+    def meshforge_run_finished(self, report):
+        raise RuntimeError("observer bug")
+
+    @meshforge.hookimpl
+    def meshforge_detect_format(self, head, filename):
+        raise RuntimeError("sniffer bug")
+
+
+class QuietObserver:
+    __name__ = "quiet"
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+        self.reports: list[str] = []
+
+    @meshforge.hookimpl
+    def meshforge_step_finished(self, record):
+        self.steps.append(record.step_id)
+
+    @meshforge.hookimpl
+    def meshforge_run_finished(self, report):
+        self.reports.append(report.status.value)
+
+
+def engine(chain: dict, *plugins) -> Engine:
+    return Engine({"name": "careless", "chain": {"generate": ["import"], **chain}}, plugins=[Careless(), *plugins], entry_points=False)
+
+
+def test_a_check_yielding_a_non_finding_fails_that_step_only():
+    report = engine({"validate": ["careless.dict"]}).validate(testing.cube(20))
+    (finding,) = report.findings
+    assert finding.code == "engine.step_failed" and finding.severity is Severity.ERROR
+    assert "careless.dict" in finding.message and "yielded dict, not Finding" in finding.message
+    assert report.status is Status.FAIL
+
+
+def test_a_repair_returning_a_non_scene_fails_that_step_and_keeps_the_geometry(tmp_path):
+    cube = testing.cube(20)
+    report = engine({"validate": ["careless.flag"], "repair": ["careless.text"]}).run(cube, out_dir=tmp_path)
+    failed = [f for f in report.findings if f.code == "engine.step_failed"]
+    assert len(failed) == 1 and "careless.text" in failed[0].message and "str" in failed[0].message
+    step = next(s for s in report.steps if s.step_id == "careless.text")
+    assert step.outcome == "failed"
+    assert report.metrics is not None and report.metrics.triangles == len(cube.faces)
+
+
+def test_an_observer_that_raises_is_logged_and_the_run_and_other_observers_go_on(tmp_path, caplog):
+    quiet = QuietObserver()
+    eng = engine({"validate": ["careless.flag"], "export": ["careless.ok"]}, NoisyObserver(), quiet)
+    with caplog.at_level(logging.WARNING, logger="meshforge.engine"):
+        report = eng.run(testing.cube(20), out_dir=tmp_path)
+    assert report.status is Status.FAIL  # the flag, not the observer
+    assert quiet.steps == ["import", "careless.flag", "careless.ok"] and quiet.reports == ["fail"]
+    assert "observer bug" not in json.dumps(report.to_dict(), default=str)
+    assert any("meshforge_step_finished raised" in r.getMessage() for r in caplog.records)
+
+
+def test_a_format_sniffer_that_raises_does_not_make_files_unreadable(tmp_path):
+    path = tmp_path / "cube.stl"
+    path.write_bytes(testing.cube(20).export(file_type="stl"))
+    report = engine({"validate": []}, NoisyObserver()).validate(path)
+    assert report.status is Status.PASS
+    assert report.input["format"] == "stl"
+
+
+def test_a_failed_export_step_fails_the_asset_and_publishes_nothing_as_accepted(tmp_path):
+    report = engine({"validate": [], "export": ["careless.ok", "careless.fails"]}).run(testing.cube(20), out_dir=tmp_path)
+    assert report.status is Status.FAIL and report.exit_code == 1
+    (finding,) = report.findings
+    assert finding.code == "engine.step_failed" and "careless.fails" in finding.message and "disk full" in finding.message
+    # the other export's file goes with the asset into rejected/, never beside accepted assets
+    assert not (tmp_path / "mesh.txt").exists()
+    assert (tmp_path / "rejected" / "mesh.txt").read_text() == "ok"
+    assert [o.rejected for o in report.outputs] == [True]
+    assert json.loads((tmp_path / "rejected" / "mesh.report.json").read_text())["status"] == "fail"
+
+
+def test_an_export_step_returning_a_path_it_did_not_write_is_a_failure_not_a_silent_drop(tmp_path):
+    report = engine({"validate": [], "export": ["careless.elsewhere"]}).run(testing.cube(20), out_dir=tmp_path)
+    assert report.status is Status.FAIL
+    (finding,) = report.findings
+    assert "careless.elsewhere" in finding.message and "/etc/hostname" in finding.message
+    assert report.outputs == ()
+
+
+def test_a_relative_output_folder_gets_the_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    report = engine({"validate": [], "export": ["careless.ok"]}).run(testing.cube(20), out_dir="out")
+    assert report.status is Status.PASS
+    (output,) = report.outputs
+    assert Path(output.path) == Path("out") / "mesh.txt"
+    assert (tmp_path / "out" / "mesh.txt").read_text() == "ok"
+
+
+def test_an_installed_plugin_calling_sys_exit_at_import_is_a_failed_row_not_the_end_of_every_command(tmp_path, monkeypatch):
+    import importlib.metadata
+
+    (tmp_path / "quitter_plugin.py").write_text("import sys\nsys.exit('this plugin refuses to load')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    real = importlib.metadata.entry_points
+
+    def entry_points(**kw):
+        found = list(real(**kw))
+        if kw.get("group") == "meshforge":
+            found.append(importlib.metadata.EntryPoint(name="quitter", value="quitter_plugin", group="meshforge"))
+        return found
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    eng = Engine("fdm-print-stl")
+    row = next(p for p in eng.plugins if p.name == "quitter")
+    assert row.status == "failed" and "this plugin refuses to load" in (row.reason or "")
+    assert eng.validate(testing.cube(20)).status is Status.PASS
