@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from cli_path import meshforge_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +80,7 @@ def make_glb(path: Path, subdivisions: int, normals: bool = False) -> int:
 def run_cli(path: Path) -> dict:
     """``meshforge validate`` as a user runs it: wall time and peak RSS of the child process."""
     started = time.perf_counter()
-    proc = subprocess.Popen([shutil.which("meshforge") or "meshforge", "validate", "-q", "--profile", "ecommerce-glb", str(path)],
+    proc = subprocess.Popen([meshforge_cli() or "meshforge", "validate", "-q", "--profile", "ecommerce-glb", str(path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     _, status, usage = os.wait4(proc.pid, 0)
     return {"seconds": time.perf_counter() - started, "peak_kb": usage.ru_maxrss, "exit": os.waitstatus_to_exitcode(status)}

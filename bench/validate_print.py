@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cli_path import meshforge_cli
+
 
 def make_stl(path: Path, subdiv: int) -> int:
     import trimesh
@@ -53,7 +55,7 @@ def main() -> int:
     ap.add_argument("--profile", default="fdm-print-stl")
     args = ap.parse_args()
     admesh = shutil.which("admesh")
-    meshforge = shutil.which("meshforge")
+    meshforge = meshforge_cli()
     if not admesh or not meshforge:
         print("needs admesh and the meshforge CLI on PATH", file=sys.stderr)
         return 2
