@@ -171,13 +171,21 @@ def find(ref: str, relative_to: Path | None = None) -> tuple[dict[str, Any], str
             raise ProfileError(ref, "no such profile file")
         return _read(path, str(path)), str(path), path.parent
     names: list[str] = []
+    unreadable: list[ProfileError] = []
     for file_name, source, resource in _candidates():
-        data = _read(resource, source)
+        try:
+            data = _read(resource, source)
+        except ProfileError as exc:  # one broken file on the search path must not hide every other profile
+            unreadable.append(exc)
+            continue
         aliases = _names_of(data, file_name)
         if ref in aliases:
             return data, source, resource.parent if isinstance(resource, Path) else None
         names.append(str(data.get("name") or file_name.removesuffix(".toml")))
-    raise ProfileError(ref, "unknown profile", closest_first(ref, names))
+    reason = "unknown profile"
+    if unreadable:
+        reason += f" (it may be one of the profiles that could not be read: {'; '.join(str(e) for e in unreadable[:3])})"
+    raise ProfileError(ref, reason, closest_first(ref, names))
 
 
 def merge(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
@@ -243,11 +251,15 @@ def resolve(
     """Resolve ``ref`` against the registry. ``append`` adds step ids to a stage's chain when the
     profile does not already run them (``--thumbnails`` appends the ``thumbnails`` export)."""
     data, sources, own_step_tables = load_raw(ref)
+    name = str(data.get("name") or (Path(sources[-1]).stem if sources[-1] != "<dict>" else "custom"))
+    _check_shape(data, name)
     for stage_name, step_ids in (append or {}).items():
         stage_list = list(data.setdefault("chain", {}).get(stage_name, []))
         data["chain"][stage_name] = stage_list + [s for s in step_ids if s not in stage_list]
     if isinstance(overrides, Mapping):
         items = [(*k.rpartition(".")[::2], v) for k, v in overrides.items()]
+    elif isinstance(overrides, str):
+        raise ProfileError(f"--set {overrides}", "overrides are a list of STEP.PARAM=VALUE strings (or a mapping), not one string")
     else:
         items = [parse_override(o) for o in overrides]
     applied: dict[str, Any] = {}
@@ -259,10 +271,7 @@ def resolve(
             own_step_tables.add(target)
         applied[f"{target}.{param}"] = value
 
-    name = str(data.get("name") or (Path(sources[-1]).stem if sources[-1] != "<dict>" else "custom"))
     chain_table = data.get("chain", {})
-    if not isinstance(chain_table, Mapping):
-        raise ProfileError(f"{name}: chain", "must be a table of stage = [step, ...]")
     for stage_name in chain_table:
         if stage_name not in {s.value for s in STAGES}:
             raise ProfileError(f"{name}: chain.{stage_name}", "unknown stage", [s.value for s in STAGES])
@@ -291,6 +300,26 @@ def resolve(
         limits=limits,
         overrides=applied,
     )
+
+
+def _check_shape(data: Mapping[str, Any], name: str) -> None:
+    """The tables a profile is made of have the types the resolver reads them as: a typo'd shape
+    (``[steps] closed = "print.closed"``, ``validate = "closed"``) is named, not a traceback."""
+    chain = data.get("chain", {})
+    if not isinstance(chain, Mapping):
+        raise ProfileError(f"{name}: chain", "must be a table of stage = [step, ...]")
+    for stage_name, ids in chain.items():
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ProfileError(f"{name}: chain.{stage_name}", f'must be a list of step ids, e.g. {stage_name} = ["a", "b"], not {ids!r}')
+    steps = data.get("steps", {})
+    if not isinstance(steps, Mapping):
+        raise ProfileError(f"{name}: steps", "must be a table of [steps.ID] tables")
+    for step_id, table in steps.items():
+        if not isinstance(table, Mapping):
+            raise ProfileError(f"{name}: steps.{step_id}", f"must be a table of parameters ([steps.{step_id}] uses = ...), not {table!r}")
+    for key in ("run", "limits"):
+        if not isinstance(data.get(key, {}), Mapping):
+            raise ProfileError(f"{name}: {key}", f"must be a table ([{key}]), not {data[key]!r}")
 
 
 def _with_timeout(step: ResolvedStep, seconds: float) -> ResolvedStep:

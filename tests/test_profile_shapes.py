@@ -1,0 +1,45 @@
+"""A profile with a wrong shape is a one-line ProfileError naming the profile and the key, never a
+traceback; one unreadable file on the profile path does not hide the other profiles."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshforge import Engine
+from meshforge.errors import ProfileError
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "says"),
+    [
+        ({"steps": {"closed": "print.closed"}}, "shapes: steps.closed", "must be a table of parameters"),
+        ({"steps": "print.closed"}, "shapes: steps", "must be a table"),
+        ({"run": 3}, "shapes: run", "must be a table ([run])"),
+        ({"limits": [1]}, "shapes: limits", "must be a table ([limits])"),
+        ({"chain": {"generate": ["import"], "validate": "closed"}}, "shapes: chain.validate", "must be a list of step ids"),
+        ({"chain": {"generate": ["import"], "validate": [1]}}, "shapes: chain.validate", "must be a list of step ids"),
+        ({"chain": ["import"]}, "shapes: chain", "must be a table"),
+    ],
+)
+def test_wrongly_shaped_profiles_name_the_key(extra, where, says):
+    profile = {"name": "shapes", "extends": "fdm-print-stl", **extra}
+    with pytest.raises(ProfileError) as caught:
+        Engine(profile, entry_points=False)
+    assert caught.value.where == where
+    assert says in caught.value.reason
+
+
+def test_one_string_of_overrides_is_named_not_split_into_letters():
+    with pytest.raises(ProfileError) as caught:
+        Engine("fdm-print-stl", overrides="thickness.min_mm=1.0", entry_points=False)
+    assert "list of STEP.PARAM=VALUE" in caught.value.reason
+    assert Engine("fdm-print-stl", overrides=["thickness.min_mm=1.0"], entry_points=False).profile.overrides == {"thickness.min_mm": 1.0}
+
+
+def test_a_broken_file_on_the_profile_path_does_not_hide_the_packaged_profiles(tmp_path, monkeypatch):
+    (tmp_path / "broken.toml").write_text("name = \n")
+    monkeypatch.setenv("MESHFORGE_PROFILE_PATH", str(tmp_path))
+    assert Engine("fdm-print", entry_points=False).profile.name == "fdm-print-stl"
+    with pytest.raises(ProfileError) as caught:
+        Engine("no-such-profile", entry_points=False)
+    assert "broken.toml" in caught.value.reason and "not valid TOML" in caught.value.reason
