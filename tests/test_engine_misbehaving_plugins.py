@@ -190,3 +190,46 @@ def test_an_installed_plugin_calling_sys_exit_at_import_is_a_failed_row_not_the_
     row = next(p for p in eng.plugins if p.name == "quitter")
     assert row.status == "failed" and "this plugin refuses to load" in (row.reason or "")
     assert eng.validate(testing.cube(20)).status is Status.PASS
+
+
+def test_findings_need_a_message_and_a_non_negative_count():
+    import pytest
+
+    from meshforge import Finding
+
+    with pytest.raises(ValueError, match="needs a message"):
+        Finding(code="careless.empty", severity=Severity.WARNING, message=" ")
+    with pytest.raises(ValueError, match="negative"):
+        Finding(code="careless.count", severity=Severity.WARNING, message="m", count=-1)
+
+
+def test_numpy_values_in_a_repair_s_details_leave_the_report_plain_json(tmp_path):
+    import numpy as np
+
+    class Detailed:
+        __name__ = "detailed"
+
+        @staticmethod
+        def apply(view, params, ctx):
+            return RepairResult(scene=None, note="measured", details={"moved": np.array([1.5, 2.0]), "faces": np.int64(12),
+                                                                       "ok": np.bool_(True), "where": tmp_path})
+
+        @meshforge.hookimpl
+        def meshforge_repair_steps(self):
+            return [RepairStep(name="detailed.note", summary="details only", fixes=("careless.flag",), apply=self.apply)]
+
+    eng = Engine({"name": "d", "chain": {"generate": ["import"], "validate": ["careless.flag"], "repair": ["detailed.note"]}},
+                 plugins=[Careless(), Detailed()], entry_points=False)
+    report = eng.run(testing.cube(20), out_dir=tmp_path)
+    step = next(s for s in report.to_dict()["steps"] if s["id"] == "detailed.note")
+    assert json.loads(json.dumps(step["details"])) == {"targets": ["careless.flag"], "moved": [1.5, 2.0], "faces": 12, "ok": True,
+                                                       "where": str(tmp_path)}
+
+
+def test_a_model_path_given_as_text_is_read_as_a_path(tmp_path):
+    from meshforge import Inputs
+
+    path = tmp_path / "cube.stl"
+    path.write_bytes(testing.cube(20).export(file_type="stl"))
+    report = engine({"validate": []}).validate(Inputs(id="x", model=str(path)))
+    assert report.status is Status.PASS and report.input["format"] == "stl"

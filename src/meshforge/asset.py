@@ -35,7 +35,7 @@ class Inputs:
     """What the user gave for one job: a model, images, a prompt, free metadata."""
 
     id: str
-    model: Path | bytes | None = None
+    model: Path | bytes | None = None  # a str is taken as a path
     filename: str | None = None  # display name / sniffing hint for bytes
     scene: Any = None  # an in-memory trimesh.Scene or Trimesh handed over by an embedding program
     images: tuple[Path, ...] = ()
@@ -48,6 +48,8 @@ class Inputs:
         object.__setattr__(self, "metadata", _frozen_mapping(self.metadata))
         object.__setattr__(self, "prepared", _frozen_mapping(self.prepared))
         object.__setattr__(self, "images", tuple(Path(p) for p in self.images))
+        if isinstance(self.model, str):  # a path given as text, like images: never the bytes of a model
+            object.__setattr__(self, "model", Path(self.model))
 
     @property
     def display_name(self) -> str:

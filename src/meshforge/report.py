@@ -135,14 +135,20 @@ class AssetReport:
 
 
 def json_safe(value: Any) -> Any:
-    """Non-finite floats become strings ("nan", "inf"): JSON has no NaN, and a NaN vertex is news."""
+    """Plain JSON values. Non-finite floats become strings ("nan", "inf"): JSON has no NaN, and a
+    NaN vertex is news. numpy values a plugin put in its details become numbers and lists, and
+    anything else (a Path) its string, so ``to_dict()`` always feeds ``json.dumps`` as is."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
+        return float(value) if math.isfinite(value) else str(value)
     if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [json_safe(v) for v in value]
-    return value
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, without importing numpy here
+        return json_safe(value.tolist())
+    return str(value)
 
 
 def summarize(findings: tuple[Finding, ...]) -> dict[str, int]:

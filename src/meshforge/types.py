@@ -64,6 +64,12 @@ class Finding:
         if not _CODE.match(self.code):
             raise ValueError(f"finding code {self.code!r} is not '<family>.<condition>' in lowercase")
         object.__setattr__(self, "severity", Severity(self.severity))
+        if not isinstance(self.message, str) or not self.message.strip():
+            raise ValueError(f"finding {self.code!r} needs a message saying what was found")
+        if self.count is not None:
+            if int(self.count) < 0:
+                raise ValueError(f"finding {self.code!r}: count {self.count} is negative")
+            object.__setattr__(self, "count", int(self.count))
         object.__setattr__(self, "samples", tuple(int(s) for s in self.samples)[:MAX_SAMPLES])
 
     @property
