@@ -43,3 +43,21 @@ def test_a_broken_file_on_the_profile_path_does_not_hide_the_packaged_profiles(t
     with pytest.raises(ProfileError) as caught:
         Engine("no-such-profile", entry_points=False)
     assert "broken.toml" in caught.value.reason and "not valid TOML" in caught.value.reason
+
+
+def test_switching_a_step_s_implementation_drops_the_previous_one_s_parameters(tmp_path):
+    """docs/generation.md: image-to-glb runs Meshy by default; --set provider.uses=tripo.generate
+    (or a profile extending it) must not hand Meshy's should_texture to Tripo's step."""
+    pytest.importorskip("meshforge_provider_meshy")
+    pytest.importorskip("meshforge_provider_tripo")
+    sets = ["provider.uses=tripo.generate", "provider.base_url=http://127.0.0.1:9/v2/openapi", "provider.api_key_env=TRIPO_API_KEY"]
+    provider = next(s for s in Engine("image-to-glb", overrides=sets).profile.chain if s.id == "provider")
+    assert provider.spec.name == "tripo.generate" and provider.params.base_url == "http://127.0.0.1:9/v2/openapi"
+    child = tmp_path / "tripo.toml"
+    child.write_text('schema = 1\nname = "tripo-glb"\nextends = "image-to-glb"\n'
+                     '[steps.provider]\nuses = "tripo.generate"\nbase_url = "http://127.0.0.1:9/v2/openapi"\n')
+    provider = next(s for s in Engine(str(child)).profile.chain if s.id == "provider")
+    assert provider.spec.name == "tripo.generate"
+    # the same implementation keeps merging: only a switch starts afresh
+    same = next(s for s in Engine("image-to-glb", overrides=["provider.target_polycount=5000"]).profile.chain if s.id == "provider")
+    assert same.spec.name == "meshy.generate" and same.params.target_polycount == 5000 and same.params.should_texture is True

@@ -193,11 +193,17 @@ def merge(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in child.items():
         if key == "chain" and isinstance(value, Mapping):
             out["chain"] = {**dict(base.get("chain", {})), **dict(value)}  # per stage: child's list replaces
-        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and not _switches_implementation(out[key], value):
             out[key] = merge(out[key], value)
         else:
             out[key] = value
     return out
+
+
+def _switches_implementation(base: Mapping[str, Any], child: Mapping[str, Any]) -> bool:
+    """A step table whose ``uses`` names another implementation starts afresh: parameters belong to
+    the implementation (Meshy's ``should_texture`` means nothing to Tripo's step)."""
+    return "uses" in child and "uses" in base and child["uses"] != base["uses"]
 
 
 def load_raw(ref: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...], set[str]]:
@@ -263,6 +269,10 @@ def resolve(
     else:
         items = [parse_override(o) for o in overrides]
     applied: dict[str, Any] = {}
+    for target, param, value in items:  # --set STEP.uses=OTHER switches the implementation, as extending would
+        table = data.get("steps", {}).get(target)
+        if param == "uses" and isinstance(table, Mapping) and _switches_implementation(table, {"uses": value}):
+            data["steps"][target] = {}
     for target, param, value in items:
         if target in ("run", "limits"):
             data.setdefault(target, {})[param] = value
