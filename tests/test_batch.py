@@ -538,3 +538,18 @@ def test_kill_9_with_generation_in_flight_never_pays_twice(tmp_path: Path) -> No
     assert (rerun.returncode == 0) == (not unconfirmed), rerun.stderr
     assert len(paid) >= n - len(unconfirmed)
     assert_outputs_valid(out)
+
+
+def test_a_script_starting_a_batch_without_a_main_guard_is_told_how_to_fix_it(tmp_path):
+    """Workers are spawned and import the main script; without the guard each one starts the batch
+    again and dies. The error says what to write (docs/batch.md's example once lacked the guard)."""
+    from meshforge import testing
+
+    part = tmp_path / "cube.stl"
+    part.write_bytes(testing.cube(20.0).export(file_type="stl"))
+    script = tmp_path / "unguarded.py"
+    script.write_text("from meshforge.batch import Batch\n"
+                      f"Batch([{{'id': 'c', 'model': {str(part)!r}}}], profile='fdm-print-stl', out_dir={str(tmp_path / 'out')!r}, workers=1).run()\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "batch workers die while starting" in proc.stderr and 'if __name__ == "__main__":' in proc.stderr

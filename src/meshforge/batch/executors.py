@@ -158,7 +158,8 @@ class ProcessExecutor:
                     yield from self._orphaned(w, overdue, timeout, requeue)
                     failed_starts = 0 if w.ready else failed_starts + 1
                     if failed_starts > 3:
-                        raise RuntimeError(f"batch workers die while starting ({_exit_reason(w.proc.exitcode)})")
+                        raise RuntimeError(f"batch workers die while starting ({_exit_reason(w.proc.exitcode)}); workers are spawned "
+                                           "and import the main script: start a batch under `if __name__ == \"__main__\":`")
                     workers[workers.index(w)] = self._start()
                 if not (cpu or gen or suspects):
                     # Stop idle workers now rather than at the end: their exit (interpreter teardown,
