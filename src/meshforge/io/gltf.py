@@ -237,14 +237,43 @@ class GltfDocument:
             data = _apply_sparse(self, index, acc, data, dtype, ncomp)
             if data is None:
                 return None
-        if acc.get("normalized") and ctype in NORMALIZE_DIVISOR:
-            data = np.maximum(data.astype(np.float32) / np.float32(NORMALIZE_DIVISOR[ctype]), -1.0).astype(np.float32)
+        data = _denormalize(data, acc)
         data.flags.writeable = False
         return data
 
 
 def _limits(doc: GltfDocument) -> ReadLimits:
     return getattr(doc, "_limits_value", ReadLimits())
+
+
+def _denormalize(data: np.ndarray, acc: dict[str, Any]) -> np.ndarray:
+    """A ``normalized`` integer accessor's values as float32 in [0, 1] / [-1, 1], as glTF 2.0 3.11 maps them
+    (``max(c / (2**(bits-1) - 1), -1)`` signed, ``c / (2**bits - 1)`` unsigned); any other data unchanged."""
+    ctype = acc.get("componentType")
+    if not acc.get("normalized") or ctype not in NORMALIZE_DIVISOR:
+        return data
+    return np.maximum(np.asarray(data, dtype=np.float32) / np.float32(NORMALIZE_DIVISOR[ctype]), np.float32(-1.0)).astype(np.float32)
+
+
+def _bounds_as_decoded(acc: dict[str, Any]) -> dict[str, Any]:
+    """``acc`` with min/max mapped like its data, for :func:`checks.check_bounds`.
+
+    The spec keeps min/max in the stored integers even when ``normalized`` is set ("normalized has no
+    effect on array values"), while :meth:`GltfDocument.accessor` returns normalized floats: compared
+    as they stand, every valid KHR_mesh_quantization file would get ACCESSOR_MIN/MAX_MISMATCH.
+    """
+    if not acc.get("normalized") or acc.get("componentType") not in NORMALIZE_DIVISOR:
+        return acc
+    out = dict(acc)
+    for key in ("min", "max"):
+        if not isinstance(acc.get(key), list):
+            continue
+        try:
+            declared = np.asarray(acc[key], dtype=np.float64).reshape(1, -1)
+        except (TypeError, ValueError):
+            continue  # left as written: check_bounds reports it (TYPE_MISMATCH)
+        out[key] = _denormalize(declared, acc).reshape(-1).tolist()
+    return out
 
 
 def _apply_sparse(doc: GltfDocument, index: int, acc: dict[str, Any], data: np.ndarray, dtype: Any, ncomp: int) -> np.ndarray | None:
@@ -361,6 +390,7 @@ def _decode_draco(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any], ext
         return False
     attributes = prim.get("attributes", {}) if isinstance(prim.get("attributes"), dict) else {}
     draco_ids = ext.get("attributes", {}) if isinstance(ext.get("attributes"), dict) else {}
+    accessors = doc.items("accessors")
     for semantic, acc_index in attributes.items():
         uid = draco_ids.get(semantic)
         if uid is None or not isinstance(acc_index, int):
@@ -371,6 +401,10 @@ def _decode_draco(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any], ext
             return False
         arr = np.asarray(attr["data"], dtype=np.float32)
         arr = arr.reshape(len(arr), -1)
+        # The decoder hands back the stored integers (KHR_mesh_quantization: int16 positions, int8
+        # normals...); the accessor's componentType/normalized say what they mean, as for plain data.
+        acc = accessors[acc_index] if 0 <= acc_index < len(accessors) and isinstance(accessors[acc_index], dict) else {}
+        arr = np.ascontiguousarray(_denormalize(arr, acc))
         arr.flags.writeable = False
         doc._draco[acc_index] = arr
     if isinstance(prim.get("indices"), int):
@@ -745,7 +779,7 @@ def _primitive(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any]) -> dic
     if positions is None or positions.shape[1] != 3:
         return None
     apointer = f"/accessors/{pos_index}"
-    doc.issues.extend(checks.check_bounds(positions, accessors[pos_index], apointer, require=pos_index not in doc._draco,
+    doc.issues.extend(checks.check_bounds(positions, _bounds_as_decoded(accessors[pos_index]), apointer, require=pos_index not in doc._draco,
                                           tolerance=_bounds_tolerance(doc, pos_index, positions)))
     doc.issues.extend(checks.check_float_values(positions, apointer))
     count = len(positions)
@@ -769,7 +803,7 @@ def _primitive(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any]) -> dic
         elif semantic.startswith("TEXCOORD_"):
             doc.issues.extend(checks.check_float_values(data, apointer))
         if "min" in accessors[ai] or "max" in accessors[ai]:
-            doc.issues.extend(checks.check_bounds(data, accessors[ai], apointer, require=False,
+            doc.issues.extend(checks.check_bounds(data, _bounds_as_decoded(accessors[ai]), apointer, require=False,
                                                   tolerance=_bounds_tolerance(doc, ai, data)))
         decoded[semantic] = data
     if "NORMAL" not in attrs:
@@ -1106,7 +1140,7 @@ def _build(doc: GltfDocument, limits: ReadLimits, where: Any, *, build_scene: bo
             if data is not None:
                 doc.issues.extend(checks.check_float_values(data, f"/accessors/{ai}"))
                 if "min" in acc or "max" in acc:
-                    doc.issues.extend(checks.check_bounds(data, acc, f"/accessors/{ai}", require=False))
+                    doc.issues.extend(checks.check_bounds(data, _bounds_as_decoded(acc), f"/accessors/{ai}", require=False))
     # triangle budget after instancing, before anything big is allocated for the scene
     tri_total = 0
     draw_calls = 0
