@@ -233,3 +233,22 @@ def test_a_model_path_given_as_text_is_read_as_a_path(tmp_path):
     path.write_bytes(testing.cube(20).export(file_type="stl"))
     report = engine({"validate": []}).validate(Inputs(id="x", model=str(path)))
     assert report.status is Status.PASS and report.input["format"] == "stl"
+
+
+def test_a_plugin_step_named_like_a_built_in_one_leaves_the_packaged_profiles_working():
+    class Shadow:
+        __name__ = "shadow"
+
+        @staticmethod
+        def check(view, params, ctx):
+            yield ctx.finding("shadow.seen", Severity.WARNING, "the shadow step ran")
+
+        @meshforge.hookimpl
+        def meshforge_validate_steps(self):
+            return [ValidateStep(name="print.closed", summary="same name as the built-in", codes=("shadow.seen",), check=self.check)]
+
+    eng = Engine("fdm-print-stl", plugins=[Shadow()], entry_points=False)
+    closed = next(s for s in eng.profile.chain if s.id == "closed")
+    assert closed.plugin.startswith("builtin.")
+    chosen = Engine({"name": "s", "chain": {"generate": ["import"], "validate": ["shadow:print.closed"]}}, plugins=[Shadow()], entry_points=False)
+    assert [f.code for f in chosen.validate(testing.cube(20)).findings] == ["shadow.seen"]

@@ -61,3 +61,25 @@ def test_switching_a_step_s_implementation_drops_the_previous_one_s_parameters(t
     # the same implementation keeps merging: only a switch starts afresh
     same = next(s for s in Engine("image-to-glb", overrides=["provider.target_polycount=5000"]).profile.chain if s.id == "provider")
     assert same.spec.name == "meshy.generate" and same.params.target_polycount == 5000 and same.params.should_texture is True
+
+
+def test_a_plugin_params_class_without_a_default_is_a_profile_error_naming_the_step():
+    from dataclasses import dataclass
+
+    import meshforge
+    from meshforge.types import ValidateStep
+
+    @dataclass(frozen=True)
+    class NoDefault:
+        limit: float
+
+    class Plugin:
+        __name__ = "nodefault"
+
+        @meshforge.hookimpl
+        def meshforge_validate_steps(self):
+            return [ValidateStep(name="nodefault.check", summary="s", params=NoDefault, codes=("nodefault.x",), check=lambda v, p, c: [])]
+
+    with pytest.raises(ProfileError) as caught:
+        Engine({"name": "n", "chain": {"generate": ["import"], "validate": ["nodefault.check"]}}, plugins=[Plugin()], entry_points=False)
+    assert "nodefault.check" in caught.value.where and "needs a default" in caught.value.reason

@@ -51,7 +51,10 @@ def build(cls: type[P], values: Mapping[str, Any], where: str) -> P:
                 where, f"unknown parameter {key!r}", closest_first(key, fields) or ["(none: this step takes no parameters)"]
             )
         kwargs[key] = coerce(hints[key], value, f"{where}.{key}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a plugin's params class with a field lacking a default: the plugin's bug, named
+        raise ProfileError(where, f"the step's parameters cannot be built ({exc}); every parameter needs a default") from None
 
 
 def coerce(tp: Any, value: Any, where: str) -> Any:

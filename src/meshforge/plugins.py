@@ -206,6 +206,11 @@ class Registry:
             candidates = [c for c in candidates if c.plugin == plugin]
         if not candidates:
             raise ProfileError(where, f"no {stage.value} step {ref!r}", closest_first(name, self.names(stage)))
+        if len(candidates) > 1 and not plugin:
+            # An unqualified name means the built-in step: a plugin offering a step of the same name
+            # must not break every packaged profile; "plugin:name" picks the plugin's.
+            builtin = [c for c in candidates if c.plugin.startswith("builtin.")]
+            candidates = builtin if len(builtin) == 1 else candidates
         if len(candidates) > 1:
             raise ProfileError(
                 where,
