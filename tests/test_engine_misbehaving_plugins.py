@@ -252,3 +252,51 @@ def test_a_plugin_step_named_like_a_built_in_one_leaves_the_packaged_profiles_wo
     assert closed.plugin.startswith("builtin.")
     chosen = Engine({"name": "s", "chain": {"generate": ["import"], "validate": ["shadow:print.closed"]}}, plugins=[Shadow()], entry_points=False)
     assert [f.code for f in chosen.validate(testing.cube(20)).findings] == ["shadow.seen"]
+
+
+def test_a_failure_between_the_steps_is_that_asset_s_unusable_report_and_the_next_input_runs(tmp_path):
+    """A scene the engine's own figures cannot measure (2-D vertices) once escaped as an internal
+    error that ended a multi-file command and lost every report."""
+    import numpy as np
+    import trimesh
+
+    from meshforge.types import Generated, GenerateStep
+
+    class Flat:
+        __name__ = "flat"
+
+        @staticmethod
+        def generate(inputs, params, ctx):
+            if inputs.id != "flat":
+                return None
+            return Generated(scene=trimesh.Trimesh(vertices=np.zeros((3, 2)), faces=[[0, 1, 2]], process=False), filename="flat.obj")
+
+        @meshforge.hookimpl
+        def meshforge_generate_steps(self):
+            return [GenerateStep(name="flat.make", summary="2-D vertices", generate=self.generate)]
+
+    eng = Engine({"name": "f", "chain": {"generate": ["flat.make", "import"], "validate": []}}, plugins=[Flat()], entry_points=False)
+    broken = eng.validate(testing.cube(20), id="flat")
+    assert broken.status is Status.UNUSABLE and broken.exit_code == 2
+    (finding,) = broken.findings
+    assert finding.code == "engine.internal_error" and finding.message.startswith("flat: could not be processed (")
+    assert eng.validate(testing.cube(20), id="next").status is Status.PASS
+
+
+def test_a_model_piped_in_is_read_whole(tmp_path):
+    import os
+    import threading
+
+    data = testing.cube(20).export(file_type="stl")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    threading.Thread(target=lambda: fifo.write_bytes(data), daemon=True).start()
+    reports = []
+    # in a thread: reopening a pipe that was already drained waits for a writer that never comes
+    reader = threading.Thread(target=lambda: reports.append(engine({"validate": []}).validate(fifo)), daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    assert reports, "the pipe was opened twice: the second open waits forever"
+    (report,) = reports
+    assert report.status is Status.PASS, [f.message for f in report.findings]
+    assert report.input["bytes"] == len(data) and report.metrics.triangles == 12

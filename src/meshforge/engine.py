@@ -215,6 +215,8 @@ def _path(value: str | os.PathLike[str] | None) -> Path | None:
 
 
 def _peek(path: Path) -> bytes:
+    if not path.is_file():  # a pipe or /dev/stdin: what is peeked is gone, so the reader must see it first
+        return b""
     try:
         with path.open("rb") as fh:
             return fh.read(4096)
@@ -362,15 +364,26 @@ class _Run:
                     self.attempt += 1
                 if self.repair_enabled and self.out_dir is not None and not self._export(asset, rejected=status is Status.FAIL):
                     status = Status.FAIL
-        except InputError as exc:
-            finding = Finding(code=exc.code, severity=Severity.ERROR, message=f"{exc.where}: {exc.reason}", step="input")
-            asset_findings = [finding]
-            status = Status.UNUSABLE
-            if asset is not None:
-                asset_findings = [*asset.findings, finding]
-            return self._report(asset, status, asset_findings, initial or asset_findings, started)
+        except Exception as exc:
+            # Steps are fenced by _call; this catches what happens between them (a reader's odd
+            # scene failing the engine's own figures, memory running out): one asset's report, so
+            # a multi-file command or a batch goes on with the next input.
+            finding = self._unusable(exc)
+            asset_findings = [finding] if asset is None else [*asset.findings, finding]
+            return self._report(asset, Status.UNUSABLE, asset_findings, initial or asset_findings, started)
         assert asset is not None
         return self._report(asset, status, asset.findings, initial, started)
+
+    def _unusable(self, exc: BaseException) -> Finding:
+        if isinstance(exc, InputError):
+            return Finding(code=exc.code, severity=Severity.ERROR, message=f"{exc.where}: {exc.reason}", step="input")
+        if isinstance(exc, MemoryError):
+            return Finding(code="input.too_large", severity=Severity.ERROR, step="input",
+                           message=f"{self.inputs.display_name}: needs more memory than is available")
+        log.error("%s: unexpected %s", self.inputs.display_name, type(exc).__name__, exc_info=True)
+        detail = "\n" + traceback.format_exc() if self.engine.debug else ""
+        return Finding(code="engine.internal_error", severity=Severity.ERROR, step="engine",
+                       message=f"{self.inputs.display_name}: could not be processed ({type(exc).__name__}: {exc}){detail}")
 
     def _should_regenerate(self, asset: _Asset) -> bool:
         run = self.profile.run
