@@ -174,3 +174,14 @@ def test_readme_first_command_writes_the_printable_files_into_a_relative_out(tmp
     for name in written:
         assert (tmp_path / out / name).stat().st_size > 1000
     assert not list((tmp_path / out).glob(".staging-*"))
+
+
+def test_run_refuses_two_inputs_that_would_write_the_same_files(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "part.stl").write_bytes(testing.cube(20.0).export(file_type="stl"))
+    out = tmp_path / "out"
+    proc = cli("run", "--profile", "fdm-print", str(tmp_path / "a" / "part.stl"), str(tmp_path / "b" / "part.stl"), "--out", str(out))
+    assert proc.returncode == 2
+    assert "a/part.stl" in proc.stderr and "b/part.stl" in proc.stderr and "different --out" in proc.stderr
+    assert not out.exists()

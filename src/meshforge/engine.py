@@ -692,7 +692,11 @@ def _fixers(profile: ResolvedProfile) -> dict[str, tuple[str, ...]]:
 
 
 def _out_name(inputs: Inputs) -> str:
-    name = inputs.filename or inputs.id
+    return output_stem(inputs.filename or inputs.id)
+
+
+def output_stem(name: str | None) -> str:
+    """The base name of an input's output files (``chair`` for ``chair.glb``; unsafe characters -> ``_``)."""
     stem = Path(name).stem if name else "asset"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip(".")
     return safe or "asset"

@@ -145,6 +145,7 @@ def run(profile: str, overrides: tuple[str, ...], files: tuple[Path, ...], out_d
     """Run the whole chain on FILES: validate, repair, validate again, export."""
     from meshforge.report import RunResult
 
+    _refuse_shared_output_names(files, out_dir)
     exports = (["thumbnails"] if thumbnails or html else []) + (["debug_glb"] if html else [])
     with _engine(profile, overrides, {"export": exports} if exports else None) as engine:
         state = _job_store(engine, out_dir)
@@ -157,6 +158,20 @@ def run(profile: str, overrides: tuple[str, ...], files: tuple[Path, ...], out_d
         if not (quiet or as_json):
             click.echo(f"   report pages: {gallery}")
     _finish(result, as_json=as_json, quiet=quiet, report_path=report_path, wrote=True)
+
+
+def _refuse_shared_output_names(files: tuple[Path, ...], out_dir: Path) -> None:
+    """Two inputs whose outputs would have the same names (a/part.stl, b/part.stl) overwrite each
+    other's files and report; say so before anything runs rather than lose the first one."""
+    from meshforge.engine import output_stem
+
+    seen: dict[str, Path] = {}
+    for path in files:
+        stem = output_stem(path.name)
+        if stem in seen:
+            raise click.UsageError(f"{seen[stem]} and {path} would both write {out_dir / stem}.*: "
+                                   "run them into different --out folders or rename one")
+        seen[stem] = path
 
 
 def _job_store(engine: Any, out_dir: Path) -> Any:
