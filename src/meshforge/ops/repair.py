@@ -76,55 +76,101 @@ def weld_exact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.
     return vertices[np.sort(first)], rank[inverse.ravel()][faces], merged
 
 
-def clean(mesh: Any, *, drop_zero_area: bool = True) -> tuple[Any, Stats]:
-    """Drop faces with non-finite vertices, degenerate faces, duplicate faces, unreferenced vertices.
+def _groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(group of each row, first row of each group) for equal rows (-0.0 equals 0.0, NaN equals nothing).
 
-    Vertices at identical positions are merged first (lossless), so duplicates and repeated
-    indices are found by position. Zero-area faces with three distinct vertices (needles, caps)
-    are only dropped when doing so opens no new boundary edge.
+    Groups are numbered in order of first appearance, so a mesh with nothing to merge keeps its
+    vertex order. One stable lexsort: a group's first member is also its first in sorted order.
     """
-    vertices = np.asarray(mesh.vertices, dtype=np.float64)
-    faces = np.asarray(mesh.faces, dtype=np.int64)
+    n = len(rows)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort(rows.T[::-1])
+    ordered = rows[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.any(ordered[1:] != ordered[:-1], axis=1, out=new[1:])
+    first = order[new]
+    by_appearance = np.argsort(first)
+    rank = np.empty_like(by_appearance)
+    rank[by_appearance] = np.arange(len(by_appearance))
+    labels = np.empty(n, dtype=np.int64)
+    labels[order] = rank[np.cumsum(new) - 1]
+    return labels, first[by_appearance]
+
+
+def clean_plan(vertices: np.ndarray, faces: np.ndarray, *, split: np.ndarray | None = None,
+               drop_zero_area: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, Stats]:
+    """What :func:`clean` keeps: (source vertex of each new vertex, new faces, source face of each new face, stats).
+
+    Degenerate and duplicate faces are found by position alone (they draw nothing, or draw twice,
+    whatever their UVs). Vertices merge only when their position and every column of ``split``
+    (UV, normal, colour, tangent) are equal, so texture seams and hard edges stay split.
+    """
+    vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     n_faces, n_vertices = len(faces), len(vertices)
     stats: Stats = {"faces_before": n_faces}
 
     finite_v = np.isfinite(vertices).all(axis=1)
-    bad = ~finite_v[faces].all(axis=1) if len(faces) else np.zeros(0, dtype=bool)
-    stats["non_finite_faces"] = int(bad.sum())
-    faces = faces[~bad]
-    vertices = np.where(finite_v[:, None], vertices, 0.0)  # unreferenced now; removed below
-
-    vertices, faces, stats["vertices_merged"] = weld_exact(vertices, faces)
-
-    repeated = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0])
-    stats["degenerate_faces"] = int(repeated.sum())
-    faces = faces[~repeated]
-
-    if len(faces):
-        _, keep = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
-        keep.sort()
-        stats["duplicate_faces"] = int(len(faces) - len(keep))
-        faces = faces[keep]
+    live = finite_v[faces].all(axis=1) if n_faces else np.zeros(0, dtype=bool)
+    stats["non_finite_faces"] = int(n_faces - live.sum())
+    face_index = np.flatnonzero(live)
+    positions = np.where(finite_v[:, None], vertices, 0.0)  # unreferenced now; dropped below
+    if not finite_v.all():
+        # a column of its own index keeps each (zeroed) non-finite vertex from joining a real one at 0
+        positions = np.column_stack([positions, np.where(finite_v, -1.0, np.arange(n_vertices))])
+    at, at_first = _groups(positions)
+    if split is None:
+        same, same_first = at, at_first
     else:
-        stats["duplicate_faces"] = 0
+        split = np.asarray(split, dtype=np.float64).reshape(n_vertices, -1)
+        same, same_first = _groups(np.column_stack([positions, split]))
+
+    corners = at[faces[face_index]]
+    repeated = (corners[:, 0] == corners[:, 1]) | (corners[:, 1] == corners[:, 2]) | (corners[:, 2] == corners[:, 0])
+    stats["degenerate_faces"] = int(repeated.sum())
+    face_index, corners = face_index[~repeated], corners[~repeated]
+
+    stats["duplicate_faces"] = 0
+    if len(corners):
+        _, keep = np.unique(np.sort(corners, axis=1), axis=0, return_index=True)
+        keep.sort()
+        stats["duplicate_faces"] = int(len(corners) - len(keep))
+        face_index, corners = face_index[keep], corners[keep]
 
     stats["zero_area_faces"] = 0
-    if drop_zero_area and len(faces):
-        tri = vertices[faces]
+    if drop_zero_area and len(corners):
+        tri = vertices[faces[face_index]]
         area2 = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
         zero = area2 <= 0.0
-        if zero.any():
-            before_open = edge_counts(faces)[0]
-            if edge_counts(faces[~zero])[0] <= before_open:
-                stats["zero_area_faces"] = int(zero.sum())
-                faces = faces[~zero]
+        if zero.any() and edge_counts(corners[~zero])[0] <= edge_counts(corners)[0]:
+            stats["zero_area_faces"] = int(zero.sum())
+            face_index = face_index[~zero]
 
-    vertices, faces, stats["unreferenced_vertices"] = _compact(vertices, faces)
-    stats["unreferenced_vertices"] = n_vertices - stats["vertices_merged"] - len(vertices)
-    stats["faces_removed"] = n_faces - len(faces)
-    stats["faces_after"] = len(faces)
-    changed = stats["faces_removed"] > 0 or len(vertices) != n_vertices
-    return (make(vertices, faces) if changed else mesh), stats
+    new_faces = same[faces[face_index]]
+    used = np.zeros(len(same_first), dtype=bool)
+    used[new_faces.ravel()] = True
+    vertex_index = same_first[used]
+    new_faces = (np.cumsum(used) - 1)[new_faces]
+    stats["vertices_merged"] = n_vertices - len(same_first)
+    stats["unreferenced_vertices"] = len(same_first) - len(vertex_index)
+    stats["faces_removed"] = n_faces - len(face_index)
+    stats["faces_after"] = len(face_index)
+    return vertex_index, new_faces.reshape(-1, 3), face_index, stats
+
+
+def clean(mesh: Any, *, drop_zero_area: bool = True) -> tuple[Any, Stats]:
+    """Drop faces with non-finite vertices, degenerate faces, duplicate faces, unreferenced vertices.
+
+    Vertices at identical positions are merged (lossless for a bare mesh), so duplicates and
+    repeated indices are found by position. Zero-area faces with three distinct vertices (needles,
+    caps) are only dropped when doing so opens no new boundary edge. A mesh with UVs, normals or
+    colours goes through :func:`clean_plan` with them as ``split`` (see ``scene_ops.subset``).
+    """
+    vertex_index, faces, _, stats = clean_plan(mesh.vertices, mesh.faces, drop_zero_area=drop_zero_area)
+    changed = stats["faces_removed"] > 0 or len(vertex_index) != len(mesh.vertices)
+    return (make(np.asarray(mesh.vertices, dtype=np.float64)[vertex_index], faces) if changed else mesh), stats
 
 
 def _union_map(n: int, pairs: np.ndarray) -> np.ndarray:

@@ -80,6 +80,61 @@ def vertex_attributes(mesh: Any) -> dict[str, np.ndarray]:
     return out
 
 
+def vertex_keys(mesh: Any) -> np.ndarray | None:
+    """Per-vertex values two vertices must share to be merged: UV, vertex colour, loaded normal and
+    every extra vertex attribute (tangents), as one (n, k) float array; None for a bare mesh."""
+    from trimesh.visual import ColorVisuals, TextureVisuals
+
+    n = len(mesh.vertices)
+    columns: list[np.ndarray] = []
+    visual = mesh.visual
+    if isinstance(visual, TextureVisuals):  # UVs, and colours when a loader kept them beside a texture
+        columns += [np.asarray(v) for v in visual.vertex_attributes.values() if len(v) == n]
+    elif isinstance(visual, ColorVisuals) and visual.kind == "vertex":
+        columns.append(np.asarray(visual.vertex_colors))
+    normals = loaded_normals(mesh)
+    if normals is not None:
+        columns.append(normals)
+    columns += [np.asarray(v) for v in mesh.vertex_attributes.values() if len(v) == n]
+    if not columns:
+        return None
+    return np.column_stack([c.reshape(n, -1).astype(np.float64) for c in columns])
+
+
+def subset(mesh: Any, vertex_index: np.ndarray, faces: np.ndarray, face_index: np.ndarray) -> Any:
+    """A new Trimesh of some of ``mesh``'s vertices (``vertex_index``) and faces (``faces`` over them,
+    from ``face_index``), carrying its material, UVs, colours (vertex or face), loaded normals and
+    vertex/face attributes exactly: nothing is recomputed or renormalised."""
+    import trimesh
+    from trimesh.visual import ColorVisuals, TextureVisuals
+
+    n_vertices, n_faces = len(mesh.vertices), len(mesh.faces)
+    visual: Any = None
+    if isinstance(mesh.visual, TextureVisuals):
+        visual = TextureVisuals(material=mesh.visual.material)
+        for name, values in mesh.visual.vertex_attributes.items():
+            if len(values) == n_vertices:
+                visual.vertex_attributes[name] = np.asarray(values)[vertex_index]
+        face_materials = mesh.visual.face_materials
+        if face_materials is not None and len(face_materials) == n_faces:
+            visual.face_materials = np.asarray(face_materials)[face_index]
+    elif isinstance(mesh.visual, ColorVisuals) and mesh.visual.kind == "vertex":
+        visual = ColorVisuals(vertex_colors=np.asarray(mesh.visual.vertex_colors)[vertex_index])
+    elif isinstance(mesh.visual, ColorVisuals) and mesh.visual.kind == "face":
+        visual = ColorVisuals(face_colors=np.asarray(mesh.visual.face_colors)[face_index])
+    normals = loaded_normals(mesh)
+    out = trimesh.Trimesh(vertices=np.asarray(mesh.vertices, dtype=np.float64)[vertex_index], faces=faces,
+                          visual=visual, vertex_normals=None if normals is None else normals[vertex_index],
+                          process=False, validate=False, metadata=dict(mesh.metadata))
+    for name, values in mesh.vertex_attributes.items():
+        if len(values) == n_vertices:
+            out.vertex_attributes[name] = np.asarray(values)[vertex_index]
+    for name, values in mesh.face_attributes.items():
+        if len(values) == n_faces:
+            out.face_attributes[name] = np.asarray(values)[face_index]
+    return out
+
+
 def map_geometry(scene: Any, fn: Callable[[str, Any], Any | None]) -> tuple[Any, list[str]]:
     """Apply ``fn(name, mesh)`` to each triangle mesh; returns (new scene or None, names changed)."""
     replaced = {}

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from meshforge.asset import AssetView
 from meshforge.context import StepContext
 from meshforge.hookspecs import hookimpl
-from meshforge.ops import holes, repair
+from meshforge.ops import holes, repair, scene_ops
 from meshforge.params import field
 from meshforge.types import NoParams, RepairResult, RepairStep
 
@@ -18,12 +21,46 @@ def _result(new, old, note: str, details: dict) -> RepairResult:
     return RepairResult(scene=new, note=note, details=details)
 
 
+def _one_plain_mesh(scene: Any) -> bool:
+    """True for what ``trimesh.Scene(mesh)`` builds: one geometry drawn once, in place, by a node of
+    its own name, no scene metadata. Wrapping the cleaned mesh again gives the same scene back."""
+    nodes = scene.graph.nodes_geometry
+    if len(scene.geometry) != 1 or len(nodes) != 1 or len(scene.graph.nodes) != 2 or scene.metadata:
+        return False
+    matrix, name = scene.graph[nodes[0]]
+    return nodes[0] == name and np.array_equal(matrix, np.eye(4))
+
+
 def apply_clean(view: AssetView, params: NoParams, ctx: StepContext) -> RepairResult:
-    new, stats = repair.clean(view.mesh)
-    note = (f"removed {stats['faces_removed']} faces ({stats['non_finite_faces']} non-finite, "
-            f"{stats['degenerate_faces']} degenerate, {stats['duplicate_faces']} duplicate, "
-            f"{stats['zero_area_faces']} zero-area) and {stats['unreferenced_vertices']} unreferenced vertices")
-    return _result(new, view.mesh, note, stats)
+    # Each geometry of the scene is cleaned on its own and put back under its nodes: cleaning the
+    # world-space concatenation (view.mesh) would drop the graph, the instancing and every
+    # primitive's material and UVs. A geometry drawn N times is cleaned once (stats count it once).
+    totals: dict[str, int] = {}
+
+    def fix(name: str, mesh: Any) -> Any | None:
+        vertex_index, faces, face_index, stats = repair.clean_plan(mesh.vertices, mesh.faces,
+                                                                   split=scene_ops.vertex_keys(mesh))
+        for key, value in stats.items():
+            totals[key] = totals.get(key, 0) + value
+        if stats["faces_removed"] == 0 and len(vertex_index) == len(mesh.vertices):
+            return None
+        return scene_ops.subset(mesh, vertex_index, faces, face_index)
+
+    scene, names = scene_ops.map_geometry(view.scene, fix)
+    totals["geometries_changed"] = len(names)
+    note = (f"removed {totals.get('faces_removed', 0)} faces ({totals.get('non_finite_faces', 0)} non-finite, "
+            f"{totals.get('degenerate_faces', 0)} degenerate, {totals.get('duplicate_faces', 0)} duplicate, "
+            f"{totals.get('zero_area_faces', 0)} zero-area) and {totals.get('unreferenced_vertices', 0)} unreferenced "
+            f"vertices in {len(names)} of {len(scene_ops.triangle_meshes(view.scene))} geometries")
+    if scene is None:
+        return RepairResult(note=f"unchanged: {note}", details=totals)
+    if _one_plain_mesh(view.scene):
+        # nothing but the name to keep (the engine wraps a mesh in trimesh.Scene, which names the
+        # node and geometry after it): callers handing in one mesh get one mesh back
+        (mesh,) = scene.geometry.values()
+        mesh.metadata["name"] = names[0]
+        return RepairResult(scene=mesh, note=note, details=totals)
+    return RepairResult(scene=scene, note=note, details=totals)
 
 
 @dataclass(frozen=True, kw_only=True)
