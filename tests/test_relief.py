@@ -101,3 +101,12 @@ def test_photo_relief_profile_normalizes_then_generates(corpus, tmp_path):
     steps = {s.step_id: s.outcome for s in report.steps}
     assert steps["image"] == "ok" and steps["relief"] == "ok" and steps["import"] == "skipped"
     assert str(report.status) == "pass", [f.to_dict() for f in report.findings]
+
+
+def test_bytes_that_are_no_image_are_named_by_their_first_bytes_not_a_python_object(tmp_path):
+    fake = tmp_path / "photo.png"
+    fake.write_bytes(b"<html>not a photo</html>")
+    with pytest.raises(InputError) as err:
+        generate(Inputs(id="p", images=(fake,)))
+    assert err.value.code == "input.corrupt_image"
+    assert "object at 0x" not in err.value.reason and "<html>" in err.value.reason

@@ -46,7 +46,9 @@ def _lazy_open(data: bytes, name: str) -> Image.Image:
     except Image.DecompressionBombError:
         # Over twice Pillow's global default: certainly over any sane limit; say how big it claims to be.
         raise InputError(name, "image dimensions exceed the decoding limit (decompression bomb)", code="input.image_too_large") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError:  # its text names our in-memory buffer object, which tells the user nothing
+        raise InputError(name, f"not an image format Pillow reads (first bytes {data[:8]!r})", code="input.corrupt_image") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(name, f"not a readable image ({exc})", code="input.corrupt_image") from None
 
 
