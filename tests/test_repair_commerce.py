@@ -159,8 +159,32 @@ def test_real_textured_glb_textures(corpus):
     result = testing.run_repair(TEXTURES, scene, units=GLTF, max_px=512)
     material = the_mesh(result.scene).visual.material
     assert material.baseColorTexture.size == (512, 512) and material.baseColorTexture.format == "JPEG"
-    assert material.normalTexture.format == "PNG"
+    # its maps are JPEG: kept JPEG (a lossless copy of JPEG artifacts only grows the file)
+    assert material.normalTexture.format == "JPEG" and material.normalTexture.mode == "RGB"
     assert result.details["textures_resized"] >= 4
+
+
+@pytest.mark.parametrize("webp", [False, True])
+def test_jpeg_data_maps_never_come_out_bigger_than_they_went_in(corpus, webp):
+    from meshforge.io.images import encoded_bytes
+    from meshforge.io.readers import read
+    from meshforge.io.source import read_source
+    from meshforge.types import ReadLimits
+
+    scene = read(read_source(corpus / "glb/glTF-Transform/DamagedHelmet.glb", ReadLimits()), ReadLimits()).scene
+    before = the_mesh(scene).visual.material
+    # 2048 px maps: WebP re-encodes them as they are; without WebP only a resize touches them
+    after = the_mesh(testing.run_repair(TEXTURES, scene, units=GLTF, max_px=2048 if webp else 1024, webp=webp).scene).visual.material
+    checked = 0
+    for role in ("normalTexture", "metallicRoughnessTexture", "occlusionTexture"):
+        old, new = getattr(before, role), getattr(after, role)
+        if old is None or new is old:
+            continue
+        assert old.format == "JPEG" and new.format == ("WEBP" if webp else "JPEG")
+        (old_bytes, _), (new_bytes, _) = encoded_bytes(old), encoded_bytes(new)
+        assert len(new_bytes) <= 1.1 * len(old_bytes), role
+        checked += 1
+    assert checked >= 2
 
 
 # --- dedupe ---------------------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 Roles decide encoding and colour handling (glTF 2.0 spec, materials):
 * ``baseColor`` and ``emissive`` are sRGB colour: JPEG when opaque, PNG when alpha is used;
-* ``normal``, ``metallicRoughness``, ``occlusion`` are linear data: always PNG (lossless), RGB,
-  never colour-managed. ICC profiles are dropped (glTF ignores them; the validator warns).
+* ``normal``, ``metallicRoughness``, ``occlusion`` are linear data: PNG (lossless), RGB, never
+  colour-managed, unless the source is already JPEG: its artifacts are in the pixels, and keeping
+  them losslessly only made the file bigger (DamagedHelmet's maps: 3.9 MB of JPEG -> 8.3 MB).
+  ICC profiles are dropped (glTF ignores them; the validator warns).
 Where the profile allows ``EXT_texture_webp``, WebP replaces both: lossy for colour (alpha kept),
-lossless for data maps, whose values are vectors and factors, not pictures.
+lossless for data maps (vectors and factors, not pictures) that are not JPEG already.
 Pure functions over Pillow images; each result carries its encoded bytes so the GLB writer embeds
 them as they are instead of encoding again.
 """
@@ -65,11 +67,12 @@ def prepare_texture(img: Any, role: str, *, max_px: int, opaque_material: bool =
     if role in COLOR_ROLES:
         alpha = role == "baseColorTexture" and not opaque_material and uses_alpha(img)
         mode, codec = ("RGBA", "PNG") if alpha else ("RGB", "JPEG")
-    else:
-        mode, codec = "RGB", "PNG"
+    source_format = (img.format or "").upper()
+    lossy_source = source_format == "JPEG"
+    if role not in COLOR_ROLES:
+        mode, codec = "RGB", "JPEG" if lossy_source else "PNG"
     if webp:
         codec = "WEBP"
-    source_format = (img.format or "").upper()
     needs = size != (width, height) or img.mode != mode or source_format != codec or "icc_profile" in img.info
     if not needs:
         return Prepared(image=img, changed=False, before=(width, height), after=size, codec=codec)
@@ -83,7 +86,7 @@ def prepare_texture(img: Any, role: str, *, max_px: int, opaque_material: bool =
     if codec == "JPEG":
         work.save(buf, format="JPEG", quality=jpeg_quality, optimize=True)
     elif codec == "WEBP":
-        lossless = role in DATA_ROLES
+        lossless = role in DATA_ROLES and not lossy_source
         work.save(buf, format="WEBP", lossless=lossless, quality=100 if lossless else jpeg_quality, method=4)
     else:
         work.save(buf, format="PNG", optimize=False)
