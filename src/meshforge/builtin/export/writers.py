@@ -3,6 +3,8 @@
 Each writes into ``ctx.out_dir`` (a staging folder); the engine publishes the files atomically.
 Print profiles convert to millimetres, +Z up before export (print.to_millimetres); a writer still
 scales a scene whose declared unit is not mm, so no file claims mm while holding metres.
+What they write is judged by PrusaSlicer and admesh (tests/test_export_print_referees.py): neither
+may have to reject or "fix" it. A writer refuses (raises) rather than write an empty or NaN file.
 """
 
 from __future__ import annotations
@@ -27,24 +29,115 @@ def _target(view: AssetView, ctx: StepContext, suffix: str) -> Path:
     return ctx.out_dir / f"{view.out_name}{suffix}"
 
 
-def mesh_in_mm(view: AssetView):
-    """The scene as one mesh in millimetres (a copy only when scaling is needed)."""
+def mesh_in_mm(view: AssetView) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (float64, millimetres) and faces of the scene as one mesh, checked writable.
+
+    Raises ValueError, which the engine reports as ``engine.step_failed`` with no file published:
+    an empty STL or 3MF is useless to a print queue, and NaN/inf coordinates cannot be written
+    (3MF's ST_Number has no NaN; an STL facet with one is garbage). Dropping such triangles here
+    would hand the printer a model with holes and no word in the report: that is a repair step's
+    job ("clean"), so the writer refuses instead.
+    """
     from meshforge.ops.units import scale_factor
 
     mesh = view.mesh
     factor = scale_factor(view.units.length, "mm") if view.units.length else 1.0
-    if factor == 1.0:
-        return mesh
-    scaled = mesh.copy()
-    scaled.apply_scale(factor)
-    return scaled
+    faces = np.asarray(mesh.faces, dtype=np.int64).reshape(-1, 3)
+    if not len(faces):
+        raise ValueError("the mesh has no triangles; nothing to print, no file written")
+    # + 0.0 turns -0.0 into 0.0: exactly coincident positions then have identical bytes, which is
+    # how admesh (memcmp) and our own 3MF weld compare them
+    vertices = np.asarray(mesh.vertices, dtype=np.float64) * factor + 0.0
+    finite = np.isfinite(vertices).all(axis=1)
+    if not finite.all():
+        broken = int((~finite[faces]).any(axis=1).sum())
+        if broken:
+            raise ValueError(f"{broken} of {len(faces)} triangles have a NaN or infinite coordinate, which the "
+                             f"file cannot hold; no file written (the mesh.clean repair step removes them)")
+    return vertices, faces
+
+
+# One binary STL facet: 50 bytes, packed (numpy adds no padding to a dtype built from a list).
+STL_FACET = np.dtype([("normal", "<f4", (3,)), ("corners", "<f4", (3, 3)), ("attribute", "<u2")])
+STL_HEADER = b"binary STL from meshforge, units: millimetre".ljust(80)  # never "solid...": that reads as ASCII
+
+
+def facet_normals(corners: np.ndarray) -> np.ndarray:
+    """Unit normals of float32 triangles ``(n, 3, 3)``, recomputed the way readers do from the stored corners.
+
+    A normal taken from the float64 mesh can disagree with the float32 corners actually written
+    (a sliver turns when rounded), and admesh then "fixes" it. Edges are float32 differences like
+    admesh's ``stl_calculate_normal``; their products in float64 are exact. Below admesh's length
+    cut (1e-12) the direction is noise: written as zero, as admesh computes it.
+    """
+    e1 = (corners[:, 1] - corners[:, 0]).astype(np.float64)
+    e2 = (corners[:, 2] - corners[:, 0]).astype(np.float64)
+    x1, y1, z1, x2, y2, z2 = e1[:, 0], e1[:, 1], e1[:, 2], e2[:, 0], e2[:, 1], e2[:, 2]
+    normals = np.empty_like(e1)  # column by column: about 1.5x faster than np.cross here
+    normals[:, 0] = y1 * z2 - z1 * y2
+    normals[:, 1] = z1 * x2 - x1 * z2
+    normals[:, 2] = x1 * y2 - y1 * x2
+    length = np.sqrt(np.einsum("ij,ij->i", normals, normals))
+    degenerate = length < 1e-12
+    normals /= np.where(degenerate, 1.0, length)[:, None]
+    normals[degenerate] = 0.0
+    return normals.astype(np.float32)
+
+
+def _coincide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rows of two ``(n, 3)`` arrays that are equal (column compares: a 3-wide .all(axis=1) is 4x slower)."""
+    return (a[:, 0] == b[:, 0]) & (a[:, 1] == b[:, 1]) & (a[:, 2] == b[:, 2])
 
 
 def write_stl(view: AssetView, params: NoParams, ctx: StepContext) -> list[Path]:
     path = _target(view, ctx, ".stl")
-    mesh = mesh_in_mm(view)
-    path.write_bytes(mesh.export(file_type="stl"))  # trimesh writes binary STL with recomputed facet normals
+    vertices, faces = mesh_in_mm(view)
+    with np.errstate(over="ignore"):
+        corners = vertices.astype(np.float32)[faces]
+    if not np.isfinite(corners).all():
+        raise ValueError("a coordinate is beyond float32 range (3.4e38 mm), which binary STL cannot hold; "
+                         "no file written")
+    corners += np.float32(0.0)  # a tiny negative rounds to -0.0 in float32; same bytes as 0.0, as above
+    # STL connects facets by equal corner bytes, so a triangle whose corners coincide once rounded
+    # to float32 is degenerate in the file (admesh removes it): it has no area, dropping loses nothing
+    c0, c1, c2 = corners[:, 0], corners[:, 1], corners[:, 2]
+    collapsed = _coincide(c0, c1) | _coincide(c1, c2) | _coincide(c0, c2)
+    if collapsed.all():
+        raise ValueError(f"all {len(faces)} triangles have coinciding corners in float32; no file written")
+    if collapsed.any():
+        corners = corners[~collapsed]
+        ctx.log.info("%s: left out %d triangle(s) whose corners coincide in float32", path.name, int(collapsed.sum()))
+    facets = np.zeros(len(corners), STL_FACET)
+    facets["normal"] = facet_normals(corners)
+    facets["corners"] = corners
+    with path.open("wb") as fh:
+        fh.write(STL_HEADER)
+        fh.write(np.array(len(facets), dtype="<u4").tobytes())
+        facets.tofile(fh)
     return [path]
+
+
+def weld_exact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge vertices with equal coordinates, drop triangles that then repeat a vertex, keep used vertices.
+
+    3MF is indexed: a consumer connects triangles by vertex index, never by position, so seams left
+    by the loader (per-material groups, split normals) read as open edges unless merged. Exact
+    only: welding within a tolerance changes geometry and is a repair step's job. The 3MF core
+    spec (4.1.4.1) requires v1, v2 and v3 distinct, so collapsed triangles (no area) go.
+    """
+    # lexsort + neighbour compare: exact like np.unique(axis=0) but 2.7x faster on 0.6-4M rows
+    order = np.lexsort((vertices[:, 2], vertices[:, 1], vertices[:, 0]))
+    ranked = vertices[order]
+    starts = np.ones(len(ranked), dtype=bool)
+    starts[1:] = ~_coincide(ranked[1:], ranked[:-1])
+    group = np.empty(len(order), dtype=np.int64)
+    group[order] = np.cumsum(starts) - 1
+    faces = group[faces]
+    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
+    used = np.zeros(int(starts.sum()), dtype=bool)
+    used[faces] = True
+    remap = np.cumsum(used) - 1
+    return ranked[starts][used], remap[faces]
 
 
 def check_3mf(data: bytes) -> list[str]:
@@ -79,6 +172,8 @@ def check_3mf(data: bytes) -> list[str]:
         index = np.array([[int(t.get(k)) for k in ("v1", "v2", "v3")] for t in triangles[:100000]])
         if index.max() >= n_vertices or index.min() < 0:
             problems.append("triangle index out of range")
+        if ((index[:, 0] == index[:, 1]) | (index[:, 1] == index[:, 2]) | (index[:, 0] == index[:, 2])).any():
+            problems.append("a triangle repeats a vertex index (3MF requires v1, v2, v3 distinct)")
     if not model.findall(".//c:build/c:item", ns):
         problems.append("model has no build item")
     return problems
@@ -88,8 +183,14 @@ def write_3mf(view: AssetView, params: NoParams, ctx: StepContext) -> list[Path]
     import trimesh
 
     path = _target(view, ctx, ".3mf")
-    mesh = mesh_in_mm(view)
-    data = trimesh.exchange.threemf.export_3MF(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False))
+    vertices, faces = mesh_in_mm(view)
+    n_faces = len(faces)
+    vertices, faces = weld_exact(vertices, faces)
+    if not len(faces):
+        raise ValueError("every triangle repeats a vertex once coincident vertices are merged; no file written")
+    if len(faces) < n_faces:
+        ctx.log.info("%s: left out %d triangle(s) that repeat a vertex", path.name, n_faces - len(faces))
+    data = trimesh.exchange.threemf.export_3MF(trimesh.Trimesh(vertices, faces, process=False))
     problems = check_3mf(data)
     if problems:
         raise ValueError(f"3MF writer produced an invalid package: {'; '.join(problems)}")
