@@ -269,3 +269,13 @@ def test_every_storefront_profile_keeps_them(corpus, tmp_path, profile, rel, mat
     if profile == "arkit-usdz":
         (usdz,) = [Path(o.path) for o in report.outputs if o.format == "usdz"]
         assert usdz_figures(usdz) == (materials, materials, materials, textured)
+
+
+def test_a_geometry_whose_every_face_is_removed_comes_back_empty_not_as_a_failure(corpus):
+    """BoxWithInfinites: all 12 faces touch an infinite vertex; clean failed inside trimesh
+    (normals of an empty mesh) and left the infinities to every later step."""
+    report = Engine("fdm-print-stl").run(corpus / "glb/assimp/BoxWithInfinites.glb", out_dir=None)
+    clean = next(s for s in report.steps if s.step_id == "clean")
+    assert clean.outcome == "ok" and clean.after.triangles == 0
+    assert "geometry.empty" in {f.code for f in report.findings}
+    assert report.status is Status.FAIL

@@ -122,7 +122,7 @@ def subset(mesh: Any, vertex_index: np.ndarray, faces: np.ndarray, face_index: n
         visual = ColorVisuals(vertex_colors=np.asarray(mesh.visual.vertex_colors)[vertex_index])
     elif isinstance(mesh.visual, ColorVisuals) and mesh.visual.kind == "face":
         visual = ColorVisuals(face_colors=np.asarray(mesh.visual.face_colors)[face_index])
-    normals = loaded_normals(mesh)
+    normals = loaded_normals(mesh) if len(vertex_index) else None  # trimesh's setter fails on an empty array
     out = trimesh.Trimesh(vertices=np.asarray(mesh.vertices, dtype=np.float64)[vertex_index], faces=faces,
                           visual=visual, vertex_normals=None if normals is None else normals[vertex_index],
                           process=False, validate=False, metadata=dict(mesh.metadata))
