@@ -130,7 +130,10 @@ def test_unitless_stl_in_millimetres(corpus):
     reader = {r.format: r for r in all_readers()}["stl"]
     loaded = reader.read(read_source(corpus / "stl/trimesh/large_block.STL", ReadLimits()), ReadLimits())
     found = {f.code: f for f in testing.run_check(SCALE, loaded.scene, units=loaded.units)}
-    assert "likely unit mm" in found["commerce.implausible_size"].message and "states no unit" in found["commerce.implausible_size"].message
+    # 4572 units long: 4.6 km as metres, so millimetres (4.572 m) are decided, said once, and not an error
+    assumed = found["commerce.unit_assumed"]
+    assert (assumed.severity, assumed.measured) == ("warning", "mm") and "states no unit" in assumed.message and "4.572 m" in assumed.message
+    assert "commerce.implausible_size" not in found
     assert found["commerce.up_axis"].severity == "warning"
 
 

@@ -1,9 +1,12 @@
 """``glb``: one self-contained binary glTF (metres, +Y up, PBR metallic-roughness, normals present).
 
 A scene still in other units or +Z up (a chain without ``commerce.to_metres``) is converted here,
-so the file is always what glTF says it is. Geometry compression is the profile's choice: Draco and
-meshopt need a decoder in the viewer (model-viewer has both; AR Quick Look, the Khronos asset
-auditor and many marketplaces have neither: REQUIREMENTS.md C11).
+so the file is always what glTF says it is. A unit-less scene is read in the unit ops.units.decide_for
+gives, the one commerce.scale reports and commerce.to_metres applies: the writer has no unit of its
+own to assume (it had one, mm, while the scale check read such files as metres: GLBs came out 1000x
+too small). Geometry compression is the profile's choice: Draco and meshopt need a decoder in the
+viewer (model-viewer has both; AR Quick Look, the Khronos asset auditor and many marketplaces have
+neither: REQUIREMENTS.md C11).
 """
 
 from __future__ import annotations
@@ -17,13 +20,13 @@ from meshforge.context import StepContext
 from meshforge.hookspecs import hookimpl
 from meshforge.io.gltf_write import glb_bytes
 from meshforge.ops import scene_ops
+from meshforge.ops import units as units_ops
 from meshforge.params import field
 from meshforge.types import ExportStep, Units
 
 
 @dataclass(frozen=True, kw_only=True)
 class GlbParams:
-    assume_units: str = field("mm", "unit of coordinates when the scene carries none (STL, OBJ): converted to metres")
     compression: Literal["none", "draco", "meshopt"] = field("none", "geometry compression: none, draco (KHR_draco_mesh_compression, lossy: "
                                      "14-bit positions, 10-bit normals, 12-bit UVs) or meshopt (EXT_meshopt_compression, lossless)")
     jpeg_quality: int = field(90, "quality for a JPEG texture that has to be encoded at export (one never "
@@ -34,10 +37,14 @@ def write_glb(view: AssetView, params: GlbParams, ctx: StepContext) -> list[Path
     assert ctx.out_dir is not None, "export steps run with an output folder"
     scene = view.scene
     units = view.units
-    per_unit = units.metres_per_unit(params.assume_units) or 1.0
-    scene, changed = scene_ops.to_metres_y_up(scene, per_unit, units.up)
+    unit = units.length
+    if unit is None:
+        decision = units_ops.decide_for(view)
+        unit = decision.unit if decision is not None else "m"
+        ctx.log.info("no unit on the scene: read as %s (%s)", unit, decision.reason if decision else "no finite geometry")
+    scene, changed = scene_ops.to_metres_y_up(scene, units_ops.scale_factor(unit, "m"), units.up)
     if changed:
-        ctx.log.info("converted %s/%s to metres/+Y up on export", units.length or params.assume_units, units.up)
+        ctx.log.info("converted %s/%s to metres/+Y up on export", unit, units.up)
     path = ctx.out_dir / f"{view.out_name}.glb"
     data = glb_bytes(scene, compression=params.compression, jpeg_quality=params.jpeg_quality)
     path.write_bytes(data)

@@ -17,6 +17,7 @@ from meshforge.hookspecs import hookimpl
 from meshforge.ops import scene_ops
 from meshforge.ops import textures as tex
 from meshforge.ops import units as units_ops
+from meshforge.ops.units import STOREFRONT_SIZE_M
 from meshforge.params import field
 from meshforge.types import NoParams, RepairResult, RepairStep, Units
 
@@ -28,35 +29,34 @@ GLTF_UNITS = Units("m", "+Y")
 
 @dataclass(frozen=True, kw_only=True)
 class ToMetresParams:
-    assume_units: str = field("mm", "unit of coordinates the file does not state (STL, OBJ, PLY: mm, as slicers read them)")
-    min_size_m: float = field(0.01, "smallest plausible product (C16): a smaller one is rescaled from its likely unit")
-    max_size_m: float = field(10.0, "largest plausible product (C16): a larger one is rescaled from its likely unit")
+    # No unit of its own to assume: the unit comes from ops.units.decide_unit, as in commerce.scale.
+    min_size_m: float = field(STOREFRONT_SIZE_M[0], "smallest plausible product (C16); keep equal to commerce.scale's")
+    max_size_m: float = field(STOREFRONT_SIZE_M[1], "largest plausible product (C16); keep equal to commerce.scale's")
 
 
 def to_metres(view: AssetView, params: ToMetresParams, ctx: StepContext) -> RepairResult:
+    """Convert to metres and +Y up in the unit commerce.scale reported (the same decision, made from
+    the same extents, stated unit and product dimensions); stamp metres on a unit-less asset even
+    when the numbers stay, so no later step has a unit to assume."""
     units = view.units
-    unit = units.length or params.assume_units
-    bounds = scene_ops.world_bounds(view.scene)
-    extent = float(np.max(bounds[1] - bounds[0])) if bounds is not None else 0.0
-    guessed = None
-    if extent > 0:
-        guessed = units_ops.likely_unit(extent, unit, (params.min_size_m * 1000.0, params.max_size_m * 1000.0))
-        if guessed is not None:
-            unit = guessed
+    decision = units_ops.decide_for(view, (params.min_size_m, params.max_size_m))
+    if decision is None:
+        return RepairResult.unchanged("no finite geometry to convert")
+    unit = decision.unit
     factor = units_ops.scale_factor(unit, "m")
     scene, changed = scene_ops.to_metres_y_up(view.scene, factor, units.up)
+    details = {"scale": factor, "from_unit": unit, "guessed": decision.guessed, "unit_source": decision.source,
+               "rotated": changed and units.up.upper() in ("+Z", "Z")}
     if not changed:
         if units != GLTF_UNITS:
-            return RepairResult(units=GLTF_UNITS, note="already metres, +Y up by size; units recorded")
+            return RepairResult(units=GLTF_UNITS, note=f"already metres, +Y up; metres recorded ({decision.reason})", details=details)
         return RepairResult.unchanged("already metres, +Y up")
-    rotated = units.up.upper() in ("+Z", "Z")
     note = f"scaled x{factor:g} ({unit} -> m)"
-    if guessed:
-        note += f", unit guessed from a {extent:g}-unit extent"
-    if rotated:
+    if decision.guessed:
+        note += f": {unit} is {decision.reason}" if decision.source == "size" else f" ({decision.reason})"
+    if details["rotated"]:
         note += ", rotated +Z up -> +Y up"
-    return RepairResult(scene=scene, units=GLTF_UNITS, note=note,
-                        details={"scale": factor, "from_unit": unit, "guessed": guessed is not None, "rotated": rotated})
+    return RepairResult(scene=scene, units=GLTF_UNITS, note=note, details=details)
 
 
 # --- commerce.normals --------------------------------------------------------------------------
@@ -264,8 +264,9 @@ def place_origin(view: AssetView, params: PlaceOriginParams, ctx: StepContext) -
 @hookimpl
 def meshforge_repair_steps() -> list[RepairStep]:
     return [
-        RepairStep(name="commerce.to_metres", summary="scale to metres (stated, assumed or guessed unit) and rotate +Z up to +Y up",
-                   params=ToMetresParams, fixes=("commerce.implausible_size", "commerce.up_axis"), apply=to_metres),
+        RepairStep(name="commerce.to_metres", summary="scale to metres in the unit commerce.scale decided (stated, product "
+                   "dimensions or plausible size) and rotate +Z up to +Y up", params=ToMetresParams,
+                   fixes=("commerce.implausible_size", "commerce.unit_assumed", "commerce.up_axis"), apply=to_metres),
         RepairStep(name="commerce.normals", summary="add unit vertex normals where missing or broken",
                    fixes=("gltf.missing_normals",), apply=add_normals),
         RepairStep(name="commerce.textures", summary="textures to power-of-two <= max_px; JPEG opaque colour, PNG alpha and data maps",

@@ -9,7 +9,7 @@ Defaults and their sources: ../shared/REQUIREMENTS.md Part 4a (C3-C18), cited be
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,8 @@ from meshforge.asset import AssetView
 from meshforge.context import StepContext
 from meshforge.hookspecs import hookimpl
 from meshforge.ops import commerce_checks as cc
+from meshforge.ops import units as units_ops
+from meshforge.ops.units import STOREFRONT_SIZE_M
 from meshforge.params import field
 from meshforge.types import Finding, Severity, ValidateStep
 
@@ -241,43 +243,46 @@ def _image_mimes(doc: Any) -> dict[int, str]:
 
 @dataclass(frozen=True, kw_only=True)
 class ScaleParams:
-    min_size_m: float = field(0.01, "smallest plausible product, largest dimension in metres (C16 heuristic)")
-    max_size_m: float = field(10.0, "largest plausible product, largest dimension in metres (C16 heuristic: no 300 m sofa)")
+    min_size_m: float = field(STOREFRONT_SIZE_M[0], "smallest plausible product, largest dimension in metres (C16 heuristic)")
+    max_size_m: float = field(STOREFRONT_SIZE_M[1], "largest plausible product, largest dimension in metres (C16 heuristic: no 300 m sofa)")
     origin_tolerance_m: float = field(0.01, "base at y = 0 and centred in x/z within this (C17, modelready floor_alignment 0.01)")
     dimensions_tolerance: float = field(0.05, "relative tolerance for metadata dimensions (auditor percentTolerance)")
-    assume_unit: str = field("m", "unit assumed when the file states none (STL/OBJ): glTF export writes the numbers as metres")
 
 
-SCALE_CODES = ("commerce.implausible_size", "commerce.dimensions_mismatch", "commerce.origin_not_bottom_center",
-               "commerce.root_transform", "commerce.up_axis")
-_UNIT_NAMES = {"mm": "millimetres", "cm": "centimetres", "in": "inches", "um": "micrometres", "m": "metres", "ft": "feet"}
+SCALE_CODES = ("commerce.implausible_size", "commerce.unit_assumed", "commerce.dimensions_mismatch",
+               "commerce.origin_not_bottom_center", "commerce.root_transform", "commerce.up_axis")
 
 
 def check_scale(view: AssetView, params: ScaleParams, ctx: StepContext) -> Iterator[Finding]:
-    from meshforge.ops.units import likely_unit, scale_factor
-
-    mesh = view.mesh
-    verts = np.asarray(mesh.vertices)
-    if not len(verts):
+    window = (params.min_size_m, params.max_size_m)
+    decision = units_ops.decide_for(view, window)
+    if decision is None:
         return
-    lo, hi = cc.finite_bounds(verts)
-    if lo is None:
-        return
-    unit = view.units.length or params.assume_unit
-    to_m = scale_factor(unit, "m")
-    bounds = cc.to_y_up(np.array([lo, hi]), view.units.up) * to_m
+    lo, hi = cc.finite_bounds(np.asarray(view.mesh.vertices))
+    names = units_ops.NAMES
+    # Every size below is read in the decided unit: what commerce.to_metres converts and the GLB holds.
+    bounds = cc.to_y_up(np.array([lo, hi]), view.units.up) * units_ops.METRES[decision.unit]
     extents = bounds[1] - bounds[0]
     largest = float(extents.max())
-    stated = "" if view.units.length else f" (the file states no unit; read as {_UNIT_NAMES.get(unit, unit)})"
-    if not (params.min_size_m <= largest <= params.max_size_m):
-        guess = likely_unit(largest, assumed="m", plausible_mm=(params.min_size_m * 1000, params.max_size_m * 1000))
-        hint = ""
-        if guess:
-            hint = f"; plausible if the numbers are {_UNIT_NAMES.get(guess, guess)} ({largest * scale_factor(guess, 'm'):.3g} m): likely unit {guess}"
+    stated = view.units.length
+    if stated is None:
+        severity = I if decision.source == "dimensions" else W
+        yield ctx.finding("commerce.unit_assumed", severity,
+                          f"the file states no unit; read as {names[decision.unit]}, {largest:.4g} m: {decision.reason}",
+                          measured=decision.unit, threshold=list(window))
+    if stated is not None and decision.unit != units_ops.normalize(stated):
+        as_stated = largest * units_ops.scale_factor(stated, decision.unit)
+        yield ctx.finding("commerce.implausible_size", E,
+                          f"largest dimension is {as_stated:.4g} m as the file states ({names.get(stated, stated)}), outside the plausible "
+                          f"{params.min_size_m:g}-{params.max_size_m:g} m; plausible if the numbers are {names[decision.unit]} "
+                          f"({largest:.4g} m): likely unit {decision.unit}, {decision.reason}",
+                          measured=round(as_stated, 6), threshold=list(window))
+    elif not (params.min_size_m <= largest <= params.max_size_m) and decision.source != "dimensions":
+        how = "" if stated else f" (the file states no unit; read as {names[decision.unit]})"
         yield ctx.finding("commerce.implausible_size", E,
                           f"largest dimension is {largest:.4g} m, outside the plausible {params.min_size_m:g}-{params.max_size_m:g} m"
-                          f"{stated}{hint}", measured=round(largest, 6), threshold=[params.min_size_m, params.max_size_m])
-    yield from _dimensions(view.inputs.metadata, extents, params, ctx)
+                          f"{how}; no unit makes it plausible", measured=round(largest, 6), threshold=list(window))
+    yield from _dimensions(units_ops.expected_dimensions_m(view.inputs.metadata), extents, params, ctx)
     if view.units.up not in ("+Y", "Y"):
         yield ctx.finding("commerce.up_axis", W, f"model is {view.units.up} up; glTF and storefront viewers are +Y up",
                           measured=view.units.up, threshold="+Y")
@@ -294,20 +299,7 @@ def check_scale(view: AssetView, params: ScaleParams, ctx: StepContext) -> Itera
     yield from _root_transforms(view, ctx)
 
 
-def _dimensions(metadata: Mapping[str, Any], extents: np.ndarray, params: ScaleParams, ctx: StepContext) -> Iterator[Finding]:
-    expected: list[float | None] = [None, None, None]
-    dims_mm = metadata.get("dimensions_mm")
-    try:
-        if isinstance(dims_mm, Mapping):
-            expected = [_num(dims_mm.get(k)) for k in ("width", "height", "depth")]
-            expected = [None if v is None else v / 1000 for v in expected]
-        elif isinstance(dims_mm, (list, tuple)) and len(dims_mm) == 3:
-            expected = [float(v) / 1000 for v in dims_mm]
-        for axis, key in enumerate(("width_m", "height_m", "depth_m")):
-            if _num(metadata.get(key)) is not None:
-                expected[axis] = _num(metadata.get(key))
-    except (TypeError, ValueError):
-        return
+def _dimensions(expected: tuple[float | None, ...], extents: np.ndarray, params: ScaleParams, ctx: StepContext) -> Iterator[Finding]:
     if all(v is None for v in expected):
         return
     off = []
@@ -325,21 +317,22 @@ def _dimensions(metadata: Mapping[str, Any], extents: np.ndarray, params: ScaleP
         ratio = float(np.median(ratios))
         for unit, factor in (("mm", 1000.0), ("cm", 100.0), ("in", 1 / 0.0254)):
             if abs(ratio / factor - 1) < 0.1:
-                hint = f"; the model is {ratio:.4g}x too large: likely exported in {_UNIT_NAMES[unit]} (unit {unit})"
+                hint = f"; the model is {ratio:.4g}x too large: likely exported in {units_ops.NAMES[unit]} (unit {unit})"
         if not hint and abs(ratio - 1) > params.dimensions_tolerance:
             hint = f"; the model is {ratio:.3g}x the expected size"
+    if not hint and _swapped_up(expected, extents, params.dimensions_tolerance):
+        # glTF has no up-axis field, so a +Z-up export reads as a model lying on its back: only
+        # the product's height can tell (REQUIREMENTS 1a: +Y up)
+        hint = "; height and depth are swapped: the model is probably +Z up (glTF is +Y up)"
     yield ctx.finding("commerce.dimensions_mismatch", E, f"dimensions differ from the product's: {'; '.join(off)}{hint}",
                       measured=[round(float(v), 6) for v in extents], threshold=[v for v in expected], count=len(off))
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        out = float(value)
-    except ValueError:
-        return None
-    return out if math.isfinite(out) else None
+def _swapped_up(expected: tuple[float | None, ...], extents: np.ndarray, tolerance: float) -> bool:
+    """True when the extents match the expected dimensions once height (y) and depth (z) trade places."""
+    swapped = (extents[0], extents[2], extents[1])
+    pairs = [(w, h) for w, h in zip(expected, swapped, strict=True) if w is not None and w > 0]
+    return expected[1] is not None and bool(pairs) and all(abs(h - w) <= tolerance * w for w, h in pairs)
 
 
 def _root_transforms(view: AssetView, ctx: StepContext) -> Iterator[Finding]:
