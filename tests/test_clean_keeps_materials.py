@@ -159,15 +159,16 @@ def test_face_colours_follow_their_faces():
 
 # --- storefront profiles on real files -------------------------------------------------------------
 
-# (file, GLB material entries and primitives in = out, textured primitives, triangles written)
+# (file, material entries and primitives in = primitives out, distinct materials written (commerce.dedupe
+# merges identical ones), textured primitives, triangles written)
 # 2CylinderEngine: 34 primitives drawn 121,496 times after instancing, 10,419 faces (per geometry)
 # repeat a corner; the rest is decimated under 100k drawn. car: 12 faces repeat a corner, 12 are
 # copies. capsule: its 200 pole triangles repeat a position (corners split by UV only).
 CORPUS = [
-    ("glb/assimp/2CylinderEngine.glb", 34, 0, None),
-    ("glb/o3dv/car.glb", 9, 0, 1804),
-    ("obj/trimesh/fuze.obj", 1, 1, 1000),
-    ("obj/trimesh/capsule.obj", 1, 1, 10000),
+    ("glb/assimp/2CylinderEngine.glb", 34, 7, 0, None),
+    ("glb/o3dv/car.glb", 9, 5, 0, 1804),
+    ("obj/trimesh/fuze.obj", 1, 1, 1, 1000),
+    ("obj/trimesh/capsule.obj", 1, 1, 1, 10000),
 ]
 
 
@@ -213,12 +214,13 @@ def run_profile(profile: str, corpus: Path, rel: str, out: Path):
     return report, clean, glb
 
 
-@pytest.mark.parametrize(("rel", "materials", "textured", "triangles"), CORPUS, ids=[Path(c[0]).name for c in CORPUS])
-def test_storefront_glb_keeps_materials_textures_and_uvs(corpus, tmp_path, rel, materials, textured, triangles):
+@pytest.mark.parametrize(("rel", "materials", "distinct", "textured", "triangles"), CORPUS, ids=[Path(c[0]).name for c in CORPUS])
+def test_storefront_glb_keeps_materials_textures_and_uvs(corpus, tmp_path, rel, materials, distinct, textured, triangles):
     report, clean, glb = run_profile("ecommerce-glb", corpus, rel, tmp_path)
     assert gltf_errors(gltf_validator(glb)) == []
     got = glb_figures(glb)
-    assert len(got["materials"]) == materials and got["primitives"] == materials and got["with_material"] == materials
+    assert len(got["materials"]) == len(set(got["materials"])) == distinct
+    assert got["primitives"] == materials and got["with_material"] == materials
     assert got["textured"] == textured and got["images"] == textured
     uv_prims, uvs, images = input_uvs(corpus, rel)
     assert got["with_uv"] == uv_prims
@@ -258,9 +260,9 @@ def usdz_figures(path: Path) -> tuple[int, int, int, int]:
 
 
 @pytest.mark.parametrize("profile", ["web-modelviewer-glb", "arkit-usdz"])
-@pytest.mark.parametrize(("rel", "materials", "textured"), [("glb/o3dv/car.glb", 9, 0), ("obj/trimesh/fuze.obj", 1, 1)],
+@pytest.mark.parametrize(("rel", "materials", "distinct", "textured"), [("glb/o3dv/car.glb", 9, 5, 0), ("obj/trimesh/fuze.obj", 1, 1, 1)],
                          ids=["car.glb", "fuze.obj"])
-def test_every_storefront_profile_keeps_them(corpus, tmp_path, profile, rel, materials, textured):
+def test_every_storefront_profile_keeps_them(corpus, tmp_path, profile, rel, materials, distinct, textured):
     report, _, glb = run_profile(profile, corpus, rel, tmp_path)
     assert gltf_errors(gltf_validator(glb)) == []
     got = glb_figures(glb)
@@ -268,7 +270,7 @@ def test_every_storefront_profile_keeps_them(corpus, tmp_path, profile, rel, mat
     assert figures == (materials, materials, materials, textured)
     if profile == "arkit-usdz":
         (usdz,) = [Path(o.path) for o in report.outputs if o.format == "usdz"]
-        assert usdz_figures(usdz) == (materials, materials, materials, textured)
+        assert usdz_figures(usdz) == (distinct, materials, materials, textured)
 
 
 def test_a_geometry_whose_every_face_is_removed_comes_back_empty_not_as_a_failure(corpus):

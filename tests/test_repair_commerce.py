@@ -263,3 +263,21 @@ def test_root_transform_is_pushed_down_world_unchanged(corpus):
 def scene_ops_world(scene):
     mesh = scene.to_mesh() if hasattr(scene, "to_mesh") else scene.dump(concatenate=True)
     return mesh.vertices, mesh.faces
+
+
+def test_merged_materials_stay_merged_through_the_later_repairs_into_the_glb(corpus, tmp_path):
+    """car.glb: dedupe said 9 -> 5, but every later repair's mesh copy deep-copied the materials
+    again: the final check still counted 9 and the GLB carried 9 entries."""
+    import json
+    import struct
+
+    from meshforge import Engine
+
+    report = Engine("ecommerce-glb").run(corpus / "glb/o3dv/car.glb", out_dir=tmp_path)
+    dedupe = next(s for s in report.steps if s.step_id == "dedupe")
+    assert (dedupe.details["materials_before"], dedupe.details["materials_after"]) == (9, 5)
+    assert "commerce.too_many_materials" not in {f.code for f in report.findings}
+    data = (tmp_path / "car.glb").read_bytes()
+    tree = json.loads(data[20:20 + struct.unpack("<I", data[12:16])[0]])
+    assert len(tree["materials"]) == 5
+    assert len({m["name"] for m in tree["materials"]}) == 5

@@ -24,6 +24,20 @@ def with_geometry(scene: Any, replaced: Mapping[str, Any], *, graph: Any = None)
     return out
 
 
+def copy_geometry(geom: Any) -> Any:
+    """``geom.copy()`` that keeps its material object. trimesh deep-copies the material (and its
+    images), which split one shared material into one per mesh: dedupe's "9 -> 5" came back as 9
+    after the next repair, and the GLB carried 9 materials. Materials are never edited in place
+    here (the texture repair builds new ones), so sharing is safe."""
+    if not hasattr(geom, "faces"):
+        return geom.copy()
+    new = geom.copy(include_cache=True)
+    material = getattr(geom.visual, "material", None)
+    if material is not None and getattr(new.visual, "material", None) is not None:
+        new.visual.material = material
+    return new
+
+
 def instance_counts(scene: Any) -> dict[str, int]:
     """How many nodes draw each geometry (a geometry placed 3 times costs 3x its triangles)."""
     nodes = scene.graph.geometry_nodes
@@ -165,7 +179,7 @@ def transform_scene(scene: Any, matrix: np.ndarray) -> Any:
     replaced = {}
     for name, geom in scene.geometry.items():
         if hasattr(geom, "apply_transform"):
-            new = geom.copy(include_cache=True) if hasattr(geom, "faces") else geom.copy()
+            new = copy_geometry(geom)
             new.apply_transform(matrix)
             replaced[name] = new
     edges = []
@@ -233,7 +247,7 @@ def clean_roots(scene: Any) -> tuple[Any, int]:
             d["matrix"] = np.eye(4)
             name = d.get("geometry")
             if name is not None and name in geometry:
-                baked = geometry[name].copy(include_cache=True) if hasattr(geometry[name], "faces") else geometry[name].copy()
+                baked = copy_geometry(geometry[name])
                 baked.apply_transform(dirty[b])
                 geometry[name] = baked
         elif a in dirty and a not in wrap:

@@ -72,7 +72,7 @@ def add_normals(view: AssetView, params: NoParams, ctx: StepContext) -> RepairRe
             length = np.linalg.norm(given, axis=1)
             if np.all(np.isfinite(length)) and np.all(np.abs(length - 1.0) < 1e-3):
                 return None
-        new = mesh.copy(include_cache=True)
+        new = scene_ops.copy_geometry(mesh)
         new.vertex_normals = scene_ops.unit_normals(mesh, given)
         added += 1
         return new
