@@ -108,3 +108,16 @@ def test_counts_match_the_corpus_manifest(corpus, rel, degenerate, duplicate):
     if degenerate:
         assert found["geometry.degenerate_faces"].count == degenerate
     assert found["geometry.duplicate_faces"].count == duplicate
+
+
+def test_a_unit_less_file_s_areas_are_judged_in_the_unit_the_storefront_decided(corpus):
+    """fuze.obj is 0.2 units across: metres for the storefront (commerce.unit_assumed says so), where
+    its triangles are millimetres wide; read as mm, 973 of 1000 looked degenerate."""
+    from meshforge import Engine
+
+    store = Engine("ecommerce-glb", entry_points=False).validate(corpus / "obj/trimesh/fuze.obj")
+    codes = {f.code: f for f in store.findings}
+    assert codes["commerce.unit_assumed"].measured == "m"
+    assert "geometry.degenerate_faces" not in codes
+    printed = Engine("fdm-print-stl", entry_points=False).validate(corpus / "obj/trimesh/fuze.obj")  # stamped mm: 0.2 mm
+    assert {f.code: f.count for f in printed.findings}.get("geometry.degenerate_faces", 0) > 900
