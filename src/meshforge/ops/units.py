@@ -149,6 +149,15 @@ def decide_for(view: AssetView, plausible_m: tuple[float, float] = STOREFRONT_SI
                        expected_m=expected_dimensions_m(view.inputs.metadata))
 
 
+def length_of(view: AssetView, default: str = "m") -> str:
+    """The unit ``view``'s coordinates are in: stated, else :func:`decide_for`'s answer, else
+    ``default`` (no finite geometry). What the checks measure in and the writers convert from."""
+    if view.units.length:
+        return view.units.length
+    decision = decide_for(view)
+    return decision.unit if decision is not None else default
+
+
 def _dimensions_unit(extents: Sequence[float], expected_m: Sequence[float | None]) -> str | None:
     """The unit whose reading of ``extents`` matches every given product dimension within
     DIMENSIONS_MATCH, each against the closest extent (axis-free: a model lying on its side

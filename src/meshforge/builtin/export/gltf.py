@@ -37,11 +37,7 @@ def write_glb(view: AssetView, params: GlbParams, ctx: StepContext) -> list[Path
     assert ctx.out_dir is not None, "export steps run with an output folder"
     scene = view.scene
     units = view.units
-    unit = units.length
-    if unit is None:
-        decision = units_ops.decide_for(view)
-        unit = decision.unit if decision is not None else "m"
-        ctx.log.info("no unit on the scene: read as %s (%s)", unit, decision.reason if decision else "no finite geometry")
+    unit = units_ops.length_of(view)  # the decision commerce.scale reported, when to_metres did not run
     scene, changed = scene_ops.to_metres_y_up(scene, units_ops.scale_factor(unit, "m"), units.up)
     if changed:
         ctx.log.info("converted %s/%s to metres/+Y up on export", unit, units.up)

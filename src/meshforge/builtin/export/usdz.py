@@ -13,7 +13,6 @@ warning when what it wrote is over it anyway (a profile that turned those checks
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from meshforge.asset import AssetView
 from meshforge.context import StepContext
 from meshforge.hookspecs import hookimpl
 from meshforge.ops import scene_ops
-from meshforge.params import field
 from meshforge.types import ExportStep, Finding, NoParams, Severity, ValidateStep
 
 # Apple: "100K polygons, one set of 2048x2048 textures" for AR Quick Look (REQUIREMENTS.md 1b).
@@ -29,20 +27,16 @@ QUICK_LOOK_POLYGONS = 100_000
 QUICK_LOOK_TEXTURE_PX = 2048
 
 
-@dataclass(frozen=True, kw_only=True)
-class UsdzParams:
-    assume_units: str = field("mm", "unit of coordinates when the scene carries none (STL, OBJ): converted to metres")
-
-
-def write_usdz(view: AssetView, params: UsdzParams, ctx: StepContext) -> list[Path]:
+def write_usdz(view: AssetView, params: NoParams, ctx: StepContext) -> list[Path]:
     from meshforge.io import usdz_write
+    from meshforge.ops import units as units_ops
 
     assert ctx.out_dir is not None, "export steps run with an output folder"
     units = view.units
-    per_unit = units.metres_per_unit(params.assume_units) or 1.0
-    scene, changed = scene_ops.to_metres_y_up(view.scene, per_unit, units.up)
+    unit = units_ops.length_of(view)  # the decision commerce.scale reported, as the GLB writer does
+    scene, changed = scene_ops.to_metres_y_up(view.scene, units_ops.scale_factor(unit, "m"), units.up)
     if changed:
-        ctx.log.info("converted %s/%s to metres/+Y up on export", units.length or params.assume_units, units.up)
+        ctx.log.info("converted %s/%s to metres/+Y up on export", unit, units.up)
     path = ctx.out_dir / f"{view.out_name}.usdz"
     summary = usdz_write.write_usdz(scene, path, name=view.out_name)
     if summary.triangles > QUICK_LOOK_POLYGONS:
@@ -128,7 +122,6 @@ def meshforge_export_steps() -> list[ExportStep]:
         ExportStep(
             name="usdz",
             summary="one .usdz for Apple AR Quick Look (UsdPreviewSurface, PNG/JPEG textures, metres, +Y up)",
-            params=UsdzParams,
             formats=("usdz",),
             write=write_usdz,
             requires=("pxr.Usd",),  # usd-core; importing it also proves its shared libraries load

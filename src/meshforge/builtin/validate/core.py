@@ -38,21 +38,8 @@ def _samples(indices: np.ndarray) -> list[int]:
     return [int(i) for i in np.asarray(indices).reshape(-1)[:10]]
 
 
-def _length_unit(view: AssetView) -> str:
-    """The unit areas are judged in: the stated one, else the storefront's one decision for the
-    asset (ops.units.decide_for, as commerce.scale reports it). Print profiles stamp mm on
-    unit-less files, so they never get here unstated; reading fuze.obj (0.2 units across, metres
-    by that decision) as mm made 973 of its 1000 triangles "degenerate"."""
-    if view.units.length:
-        return view.units.length
-    from meshforge.ops.units import decide_for
-
-    decision = decide_for(view)
-    return decision.unit if decision is not None else "mm"
-
-
 def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> Iterator[Any]:
-    from meshforge.ops.units import scale_factor
+    from meshforge.ops.units import length_of, scale_factor
 
     mesh = view.mesh
     v = np.asarray(mesh.vertices, dtype=np.float64).reshape(-1, 3)
@@ -79,7 +66,9 @@ def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> I
     repeated = a == b
     repeated |= b == c
     repeated |= c == a
-    mm2 = scale_factor(_length_unit(view), "mm") ** 2
+    # unit-less: the storefront's one decision (print profiles stamp mm first); reading fuze.obj
+    # (0.2 units across, metres by that decision) as mm made 973 of its 1000 triangles "degenerate"
+    mm2 = scale_factor(length_of(view, "mm"), "mm") ** 2
     with np.errstate(invalid="ignore", over="ignore"):
         area = view.derived.face_geometry.area * mm2
         if ok is not None:
