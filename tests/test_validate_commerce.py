@@ -178,3 +178,22 @@ def test_every_declared_code_is_documented():
 
 def test_the_steps_are_registered_under_the_names_the_profile_uses():
     assert [s.name for s in (MATERIALS, BUDGETS, SCALE)] == ["commerce.materials", "commerce.budgets", "commerce.scale"]
+
+
+def test_a_repaired_asset_s_size_budget_is_judged_on_the_glb_it_is_written_as(tmp_path):
+    """After a repair the input file says nothing about what the storefront receives: the budget
+    measures the GLB the scene is written as, and the writer writes those very bytes."""
+    from meshforge import Engine
+
+    noise = np.random.default_rng(7).integers(0, 256, (1000, 1000, 3), dtype=np.uint8)  # not POT: textures repairs
+    mesh = textured_box()
+    mesh.visual.material.baseColorTexture = Image.fromarray(noise)
+    src = tmp_path / "noisy.glb"
+    src.write_bytes(trimesh.Scene(mesh).export(file_type="glb"))
+    engine = Engine("ecommerce-glb", overrides=["budgets.warn_file_mb=0.2"], entry_points=False)
+    report = engine.run(src, out_dir=tmp_path / "out")
+    assert next(s for s in report.steps if s.step_id == "textures").outcome == "ok"
+    (finding,) = [f for f in report.findings if f.code == "commerce.file_too_large"]
+    written = (tmp_path / "out" / "noisy.glb").stat().st_size
+    assert finding.measured == round(written / 1e6, 3) and "GLB size" in finding.message
+    assert finding.measured != round(src.stat().st_size / 1e6, 3)

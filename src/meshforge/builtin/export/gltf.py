@@ -18,9 +18,7 @@ from typing import Literal
 from meshforge.asset import AssetView
 from meshforge.context import StepContext
 from meshforge.hookspecs import hookimpl
-from meshforge.io.gltf_write import glb_bytes
-from meshforge.ops import scene_ops
-from meshforge.ops import units as units_ops
+from meshforge.io.gltf_write import asset_glb
 from meshforge.params import field
 from meshforge.types import ExportStep, Units
 
@@ -35,14 +33,10 @@ class GlbParams:
 
 def write_glb(view: AssetView, params: GlbParams, ctx: StepContext) -> list[Path]:
     assert ctx.out_dir is not None, "export steps run with an output folder"
-    scene = view.scene
-    units = view.units
-    unit = units_ops.length_of(view)  # the decision commerce.scale reported, when to_metres did not run
-    scene, changed = scene_ops.to_metres_y_up(scene, units_ops.scale_factor(unit, "m"), units.up)
-    if changed:
-        ctx.log.info("converted %s/%s to metres/+Y up on export", unit, units.up)
+    # in metres, +Y up, in the unit commerce.scale reported when to_metres did not run; the bytes
+    # commerce.budgets measured on a repaired asset, when it did
     path = ctx.out_dir / f"{view.out_name}.glb"
-    data = glb_bytes(scene, compression=params.compression, jpeg_quality=params.jpeg_quality)
+    data = asset_glb(view, compression=params.compression, jpeg_quality=params.jpeg_quality)
     path.write_bytes(data)
     if params.compression != "none":
         ctx.log.info("wrote %s with %s geometry compression (%d bytes)", path.name, params.compression, len(data))

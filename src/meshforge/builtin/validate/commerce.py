@@ -172,7 +172,16 @@ def check_budgets(view: AssetView, params: BudgetsParams, ctx: StepContext) -> I
     doc = _gltf_doc(view)
     if doc is not None and view.source is not None:
         size_mb = round((len(view.source.data) + _external_bytes(view, doc)) / 1e6, 3)
-        yield from _over(ctx, "commerce.file_too_large", "file size", size_mb, params.max_file_mb, params.warn_file_mb, " MB")
+        what = "file size"
+    else:
+        # repaired, or not a glTF: the storefront gets the GLB this scene is written as (uncompressed,
+        # the profile default; the GLB writer reuses these bytes), not the input file. Judging the
+        # input let a repaired DamagedHelmet go out at 8.3 MB with no finding.
+        from meshforge.io.gltf_write import asset_glb
+
+        size_mb = round(len(asset_glb(view)) / 1e6, 3)
+        what = "GLB size"
+    yield from _over(ctx, "commerce.file_too_large", what, size_mb, params.max_file_mb, params.warn_file_mb, " MB")
     mesh = view.mesh
     yield from _over(ctx, "commerce.too_many_triangles", "triangle count", len(mesh.faces), params.max_triangles, params.warn_triangles)
     yield from _over(ctx, "commerce.too_many_vertices", "vertex count", len(mesh.vertices), params.max_vertices, params.warn_vertices)
