@@ -7,6 +7,13 @@ wrong: index 0 silently becomes the last vertex, an out-of-range index raises In
 (UTF-8/UTF-16 with BOM), map ``1.#IND``/``1.#INF`` to nan/inf, check every face index (0 and out of
 range -> InputError) and the counts against the limits, and rewrite polygons as triangles that
 stay inside them. Referenced files are served only from the model's folder (FolderResolver).
+
+Two more things trimesh does not check. A vertex line with fewer than 3 coordinates (``v 0 0``;
+the spec is ``v x y z [w]``) makes it return 2-column (or 1-column) vertices for the whole file,
+which fails later far from the cause, so such a line is an InputError here. And trimesh makes one
+mesh per material (``usemtl`` name; ``o`` and ``g`` do not split as we call it) and names them in
+time quadratic in their count when the names collide (materials missing), so a 600 KB file of
+30,000 ``usemtl`` lines took minutes: the number of distinct materials is capped before loading.
 """
 
 from __future__ import annotations
@@ -41,6 +48,15 @@ _FLINE = re.compile(r"^f[ \t]+([^\n]*)", re.MULTILINE)
 _KIND = re.compile(r"^([vf])[ \t]", re.MULTILINE)
 _AFTER_SLASH = re.compile(r"/\S*")
 _INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
+# a vertex line ("v" then a blank or the line's end) without 3 coordinates; "\n" first keeps the scan fast
+_SHORT_V = re.compile(r"\nv(?![ \t]+\S+[ \t]+\S+[ \t]+\S)(?=[ \t\n]|\Z)")
+_BLANKS = re.compile(r"[ \t]+")
+# trimesh starts a new mesh at every "usemtl " (anywhere, as here) and keys it by the rest of the line
+_USEMTL = re.compile(r"usemtl ([^\n]*)")
+# trimesh's OBJ loader names the meshes in O(materials^2) (util.unique_name, when the names collide:
+# no .mtl) and allocates O(vertices) per material: ~0.5 s at 2,048, ~2 s at 4,096, ~25 s at 10,000.
+# limits.max_primitives (20,000 by default) suits the glTF reader, which has neither cost.
+MAX_MATERIALS = 4_096
 
 
 def read_obj(source: SourceFile, limits: ReadLimits) -> Loaded:
@@ -58,6 +74,8 @@ def read_obj(source: SourceFile, limits: ReadLimits) -> Loaded:
     if not bodies:
         raise empty(source, "OBJ", f"{n_v:,} vertices and no faces" if n_v else "no vertices and no faces")
     check_counts(source, limits, vertices=n_v, fmt="OBJ")
+    _check_vertex_lines(source, text)
+    _check_materials(source, text, limits)
     counts = np.fromiter(map(len, map(str.split, bodies)), dtype=np.int64, count=len(bodies))
     check_counts(source, limits, triangles=int(np.clip(counts - 2, 0, None).sum()), fmt="OBJ")
     if (counts < 3).any():
@@ -102,11 +120,50 @@ def read_obj(source: SourceFile, limits: ReadLimits) -> Loaded:
     return Loaded(scene=scene, format="obj", units=Units(None, "+Y"), findings=tuple(findings))
 
 
+def _check_vertex_lines(source: SourceFile, text: str) -> None:
+    """A ``v`` line needs x, y and z (``v x y z [w]``); trimesh would silently make every vertex 2-D."""
+    if text.startswith("v") and _SHORT_V.match("\n" + _line(text, 0)):
+        at = 0
+    elif found := _SHORT_V.search(text):
+        at = found.start() + 1
+    else:
+        return
+    line = _line(text, at)
+    n = len(_BLANKS.split(line.strip(" \t"))) - 1
+    raise InputError(where(source), f"OBJ vertex on line {text.count(chr(10), 0, at) + 1:,} has {n} coordinate"
+                     f"{'' if n == 1 else 's'} ({line[:40]!r}); a vertex needs x y z (v x y z [w])",
+                     code="input.corrupt")
+
+
+def _line(text: str, at: int) -> str:
+    end = text.find("\n", at)
+    return text[at:end if end >= 0 else len(text)]
+
+
+def _check_materials(source: SourceFile, text: str, limits: ReadLimits) -> None:
+    """Refuse more distinct ``usemtl`` names (meshes trimesh would make) than the limit, before loading."""
+    cap = min(limits.max_primitives, MAX_MATERIALS)
+    if text.count("usemtl ") <= cap:
+        return
+    names: set[str] = set()
+    start, window = 0, 1 << 23  # 8 MB at a time: a hostile file may name millions of materials
+    while start < len(text) and len(names) <= cap:
+        end = text.find("\n", start + window)
+        end = len(text) if end < 0 else end
+        names.update(map(str.strip, _USEMTL.findall(text, start, end)))
+        start = end
+    if len(names) <= cap:
+        return
+    why = ("limits.max_primitives" if cap == limits.max_primitives else
+           "the OBJ reader's cap: trimesh slows down quadratically with more")
+    raise InputError(where(source), f"OBJ file uses {'at least ' if start < len(text) else ''}{len(names):,} "
+                     f"materials (distinct usemtl names), over the limit of {cap:,} ({why})",
+                     code="input.too_complex")
+
+
 def _fix_concave(source: SourceFile, text: str, bodies: list[str], counts: np.ndarray, absolute: np.ndarray) -> str:
     """trimesh fans polygons, which is right for convex ones; rewrite only the concave ones (rare)."""
-    vertices = _vertices(source, text)
-    if len(vertices) != int(absolute.max(initial=-1)) + 1 and int(absolute.max(initial=-1)) >= len(vertices):
-        raise InputError(where(source), "an OBJ vertex line has fewer than 3 coordinates", code="input.corrupt")
+    vertices = _vertices(source, text)  # one row per "v" line: _check_vertex_lines refused short ones
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     replace: dict[int, str] = {}
     for k in np.unique(counts[counts > 3]):
