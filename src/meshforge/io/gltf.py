@@ -23,6 +23,7 @@ import json
 import os
 import struct
 import weakref
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,9 @@ class GltfDocument:
     _accessors: dict[int, np.ndarray | None] = field(default_factory=dict, repr=False)
     _views: dict[int, memoryview | None] = field(default_factory=dict, repr=False)
     _draco: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # accessor index -> decoded data
+    _checked: set[tuple[int, str]] = field(default_factory=set, repr=False)  # (accessor, semantic) already checked
+    _zero_filled: int = field(default=0, repr=False)  # bytes declared by accessors without a bufferView so far
+    _meshopt_decoded: int = field(default=0, repr=False)  # bytes meshopt views have decoded to so far
     _scene_ref: Any = field(default=None, repr=False)
 
     def add(self, code: str, severity: str, pointer: str, message: str, **kw: Any) -> None:
@@ -136,6 +140,14 @@ class GltfDocument:
     @property
     def extensions_required(self) -> list[str]:
         return [e for e in self.json.get("extensionsRequired", []) or [] if isinstance(e, str)]
+
+    def first_check(self, index: int, semantic: str) -> bool:
+        """True the first time accessor ``index`` is checked as ``semantic``: an accessor shared by many
+        primitives is scanned, and reported, once (not once per primitive: 20,000 primitives may share one)."""
+        if (index, semantic) in self._checked:
+            return False
+        self._checked.add((index, semantic))
+        return True
 
     def built(self, scene: Any) -> bool:
         """True when ``scene`` is the very scene this document was read into (not a repaired one)."""
@@ -198,11 +210,28 @@ class GltfDocument:
             self.add("VALUE_NOT_IN_RANGE", ERROR, f"{pointer}/byteOffset", f"byteOffset {offset!r} is invalid")
             return None
         view_index = acc.get("bufferView")
+        sparse = acc.get("sparse")
         if view_index is None:
-            if count > 4 * max(1, _limits(self).max_vertices):
-                self.add("ACCESSOR_TOO_LONG", ERROR, pointer, f"accessor without bufferView declares {count} elements")
+            # Zeros by the spec (the base of sparse data, placeholders): no byte of the file backs them, so
+            # the declared count alone would size the array. One accessor may not exceed max_vertices
+            # elements, nor all of them together the bytes of a max_vertices float VEC3 array.
+            limits = _limits(self)
+            budget = 12 * max(1, limits.max_vertices)
+            if count > max(1, limits.max_vertices):
+                self.add("ACCESSOR_TOO_LONG", ERROR, pointer, f"accessor without bufferView declares {count} zero-filled elements, "
+                         f"over limits.max_vertices ({limits.max_vertices})", measured=count, threshold=limits.max_vertices)
                 return None
-            data = np.zeros((count, ncomp), dtype=dtype)
+            if self._zero_filled + count * elem > budget:
+                self.add("ACCESSOR_TOO_LONG", ERROR, pointer, f"accessor without bufferView declares {count * elem} bytes of zeros, "
+                         f"over the {budget} bytes all such accessors of a file may hold (12 x limits.max_vertices)",
+                         measured=self._zero_filled + count * elem, threshold=budget)
+                return None
+            self._zero_filled += count * elem
+            zero = np.zeros((1, ncomp), dtype=dtype)
+            if not isinstance(sparse, dict):
+                # a zero-stride view: nothing allocated, however long (checks read it, the scene copies it)
+                return np.broadcast_to(_denormalize(zero, acc), (count, ncomp))
+            data = np.broadcast_to(zero, (count, ncomp))  # _apply_sparse makes the one real copy
         else:
             raw = self.view_bytes(view_index)
             if raw is None:
@@ -232,7 +261,6 @@ class GltfDocument:
                 base = np.frombuffer(raw, dtype=np.uint8, count=needed - offset, offset=offset)
                 rows = np.lib.stride_tricks.as_strided(base, shape=(count, elem), strides=(stride, 1), writeable=False)
                 data = np.ascontiguousarray(rows).view(dtype).reshape(count, ncomp)
-        sparse = acc.get("sparse")
         if isinstance(sparse, dict):
             data = _apply_sparse(self, index, acc, data, dtype, ncomp)
             if data is None:
@@ -329,9 +357,14 @@ def _decode_meshopt(doc: GltfDocument, index: int, ext: dict[str, Any]) -> memor
     if buf is None or not all(isinstance(v, int) and v >= 0 for v in (start, length, stride, count)) or start + length > len(buf):
         doc.add("compressed_geometry", ERROR, pointer, "meshopt extension points outside its buffer")
         return None
-    if stride * count > 4 * _limits(doc).max_vertices * 16:
-        doc.add("compressed_geometry", ERROR, pointer, f"meshopt data declares {count} x {stride} bytes, over the limits")
+    # A budget for the whole file, not per view: zeros compress 64:1, and forty views may name the same
+    # 7 MB payload, each decoding to its own 480 MB.
+    budget = 4 * _limits(doc).max_vertices * 16
+    if doc._meshopt_decoded + stride * count > budget:
+        doc.add("compressed_geometry", ERROR, pointer, f"meshopt data declares {count} x {stride} bytes, over the {budget} bytes "
+                "all meshopt views of a file may decode to (4 x limits.max_vertices x 16)")
         return None
+    doc._meshopt_decoded += stride * count
     payload = np.frombuffer(buf, dtype=np.uint8, count=length, offset=start)
     try:
         if mode == "ATTRIBUTES":
@@ -739,10 +772,10 @@ def _load(source: SourceFile, limits: ReadLimits, doc_json: dict[str, Any], fmt:
 
 
 def _strip(n: int) -> np.ndarray:
-    i = np.arange(max(n - 2, 0))
-    tri = np.stack([i, i + 1, i + 2], axis=1)
-    odd = (i % 2) == 1
-    tri[odd] = tri[odd][:, [1, 0, 2]]
+    # triangle i is (i, i+1, i+2), odd ones (i+1, i, i+2) to keep the winding: written in place, as
+    # boolean-mask indexing made three more copies of a 20M-triangle strip
+    tri = np.arange(max(n - 2, 0), dtype=np.int64)[:, None] + np.arange(3, dtype=np.int64)
+    tri[1::2, :2] = tri[1::2, 1::-1]
     return tri
 
 
@@ -779,9 +812,10 @@ def _primitive(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any]) -> dic
     if positions is None or positions.shape[1] != 3:
         return None
     apointer = f"/accessors/{pos_index}"
-    doc.issues.extend(checks.check_bounds(positions, _bounds_as_decoded(accessors[pos_index]), apointer, require=pos_index not in doc._draco,
-                                          tolerance=_bounds_tolerance(doc, pos_index, positions)))
-    doc.issues.extend(checks.check_float_values(positions, apointer))
+    if doc.first_check(pos_index, "POSITION"):
+        doc.issues.extend(checks.check_bounds(positions, _bounds_as_decoded(accessors[pos_index]), apointer,
+                                              require=pos_index not in doc._draco, tolerance=_bounds_tolerance(doc, pos_index, positions)))
+        doc.issues.extend(checks.check_float_values(positions, apointer))
     count = len(positions)
     decoded: dict[str, np.ndarray] = {"POSITION": positions}
     for semantic, ai in attrs.items():
@@ -795,6 +829,9 @@ def _primitive(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any]) -> dic
             doc.add("MESH_PRIMITIVE_UNEQUAL_ACCESSOR_COUNT", ERROR, f"{pointer}/attributes/{semantic}",
                     f"{semantic} has {len(data)} elements, POSITION {count}", measured=len(data), threshold=count)
             continue
+        decoded[semantic] = data
+        if not doc.first_check(ai, semantic):
+            continue
         if semantic in ("NORMAL", "TANGENT"):
             doc.issues.extend(checks.check_float_values(data, apointer))
             doc.issues.extend(checks.check_unit_vectors(data, apointer, semantic=semantic))
@@ -805,7 +842,6 @@ def _primitive(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any]) -> dic
         if "min" in accessors[ai] or "max" in accessors[ai]:
             doc.issues.extend(checks.check_bounds(data, _bounds_as_decoded(accessors[ai]), apointer, require=False,
                                                   tolerance=_bounds_tolerance(doc, ai, data)))
-        decoded[semantic] = data
     if "NORMAL" not in attrs:
         doc.add("missing_normals", WARNING, pointer, "primitive has no NORMAL attribute (viewers compute flat or smooth normals themselves)")
     # indices
@@ -861,7 +897,7 @@ def _primitive(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any]) -> dic
     if "TANGENT" in attrs:
         doc.tangent_primitives += 1
     return {"vertices": positions, "faces": faces, "normals": decoded.get("NORMAL"), "uv": decoded.get("TEXCOORD_0"),
-            "colors": decoded.get("COLOR_0"), "material": material, "tangents": decoded.get("TANGENT")}
+            "colors": decoded.get("COLOR_0"), "material": material, "tangents": decoded.get("TANGENT"), "position": pos_index}
 
 
 def _bounds_tolerance(doc: GltfDocument, index: int, data: np.ndarray) -> float:
@@ -1122,6 +1158,7 @@ def _build(doc: GltfDocument, limits: ReadLimits, where: Any, *, build_scene: bo
         raise InputError(where, f"{doc.primitive_count} primitives, over the limit of {limits.max_primitives} (limits.max_primitives)",
                          code="input.too_complex")
     walked = _walk_nodes(doc, limits)
+    _check_claimed_triangles(doc, limits, where, walked)
     built: dict[tuple[int, int], dict[str, Any] | None] = {}
     # every mesh is decoded and checked once, used or not (the validator checks unused data too)
     for mi, mesh in enumerate(meshes):
@@ -1131,17 +1168,18 @@ def _build(doc: GltfDocument, limits: ReadLimits, where: Any, *, build_scene: bo
             continue
         for pi, prim in enumerate(prims):
             built[(mi, pi)] = _primitive(doc, mi, pi, prim) if isinstance(prim, dict) else None
-    # accessors no primitive used (the validator checks them too): bounds and float values
+    # accessors no primitive used (the validator checks them too): bounds and float values. Decoded
+    # without caching: nothing reads them again, so each (e.g. a sparse morph target) is freed once checked.
     for ai, acc in enumerate(doc.items("accessors")):
         if ai in doc._accessors or (acc.get("bufferView") is None and not isinstance(acc.get("sparse"), dict)):
             continue
         if acc.get("componentType") == 5126 or "min" in acc or "max" in acc:
-            data = doc.accessor(ai)
+            data = doc._decode_accessor(ai)
             if data is not None:
                 doc.issues.extend(checks.check_float_values(data, f"/accessors/{ai}"))
                 if "min" in acc or "max" in acc:
                     doc.issues.extend(checks.check_bounds(data, _bounds_as_decoded(acc), f"/accessors/{ai}", require=False))
-    # triangle budget after instancing, before anything big is allocated for the scene
+    # triangles as decoded (Draco payloads can differ from their accessors' counts), before the scene is built
     tri_total = 0
     draw_calls = 0
     per_mesh: dict[int, tuple[int, int]] = {}
@@ -1169,9 +1207,12 @@ def _build(doc: GltfDocument, limits: ReadLimits, where: Any, *, build_scene: bo
     mat_cache: dict[int, Any] = {}
     geometry: dict[str, Any] = {}
     geom_names: dict[tuple[int, int], str] = {}
+    sharing = Counter(prim["position"] for prim in built.values() if prim is not None)
     for (mi, pi), prim in built.items():
         if prim is None or not len(prim["faces"]):
             continue
+        if sharing[prim["position"]] > 1:
+            prim = _compact(prim)
         kwargs: dict[str, Any] = {}
         if prim["normals"] is not None:
             kwargs["vertex_normals"] = np.asarray(prim["normals"], dtype=np.float64)
@@ -1227,6 +1268,58 @@ def _build(doc: GltfDocument, limits: ReadLimits, where: Any, *, build_scene: bo
         raise InputError(where, f"{doc.format} file holds no drawable triangles" + _worst(doc), code="input.empty")
     scene.metadata["gltf_issues"] = len(doc.issues)
     return scene
+
+
+def _compact(prim: dict[str, Any]) -> dict[str, Any]:
+    """``prim`` with only the vertices its faces use.
+
+    For primitives sharing one POSITION accessor (three.js writes material groups so): each becomes
+    its own trimesh with float64 copies of its vertex arrays, and 20,000 one-triangle primitives over a
+    1M-vertex accessor would copy it 20,000 times. Compacted, the copies add up to at most three
+    vertices per triangle, which the triangle limit bounds.
+    """
+    used, inverse = np.unique(prim["faces"].reshape(-1), return_inverse=True)
+    out = {k: v[used] if k in ("vertices", "normals", "uv", "colors", "tangents") and v is not None else v for k, v in prim.items()}
+    out["faces"] = inverse.reshape(-1, 3)
+    return out
+
+
+def _claimed_triangles(doc: GltfDocument, prim: Any) -> int:
+    """Triangles a primitive declares, from its mode and its index (or POSITION) accessor's count alone."""
+    if not isinstance(prim, dict) or prim.get("mode", 4) not in (4, 5, 6):
+        return 0
+    ref = prim.get("indices")
+    if ref is None and isinstance(prim.get("attributes"), dict):
+        ref = prim["attributes"].get("POSITION")
+    accessors = doc.items("accessors")
+    count = accessors[ref].get("count") if isinstance(ref, int) and 0 <= ref < len(accessors) else None
+    if not isinstance(count, int) or count < 3:
+        return 0
+    return count // 3 if prim.get("mode", 4) == 4 else count - 2
+
+
+def _check_claimed_triangles(doc: GltfDocument, limits: ReadLimits, where: Any, walked: list[tuple[int, int | None, np.ndarray]]) -> None:
+    """Refuse, before any accessor is decoded, a file whose declared triangles exceed ``max_triangles``.
+
+    Decoding gives every primitive its own int64 faces, so a few hundred bytes of JSON can demand
+    gigabytes: one 120M-element accessor without a bufferView drawn as a strip, or one index
+    accessor shared by 20,000 primitives. Two totals are checked: as drawn (each mesh times the
+    nodes that draw it, the figure the late check reports) and as decoded (each mesh once, drawn or not).
+    """
+    meshes = doc.items("meshes")
+    per_mesh = [sum(_claimed_triangles(doc, p) for p in m["primitives"]) if isinstance(m.get("primitives"), list) else 0
+                for m in meshes]
+    drawn = 0
+    for n, _, _ in walked:
+        mi = doc.items("nodes")[n].get("mesh")
+        if isinstance(mi, int) and 0 <= mi < len(meshes):
+            drawn += per_mesh[mi]
+    if drawn > limits.max_triangles:
+        raise InputError(where, f"{drawn} triangles after instancing, over the limit of {limits.max_triangles} (limits.max_triangles)",
+                         code="input.too_large")
+    if sum(per_mesh) > limits.max_triangles:
+        raise InputError(where, f"{sum(per_mesh)} triangles in the file's meshes (drawn or not), over the limit of "
+                         f"{limits.max_triangles} (limits.max_triangles)", code="input.too_large")
 
 
 def _worst(doc: GltfDocument) -> str:
