@@ -284,3 +284,27 @@ def test_16bit_and_cmyk_images_are_flagged_and_still_usable(image):
     loaded = _with(image, "image/png" if image.startswith(b"\x89PNG") else "image/jpeg")
     assert "image_unsupported_mode" in codes(loaded.document)
     assert loaded.document.images[0].image.mode in ("RGB", "RGBA", "L", "LA")
+
+
+def test_an_attribute_of_the_wrong_accessor_type_is_the_validator_s_error_and_left_out():
+    """A SCALAR COLOR_0 (glTF: VEC3/VEC4) passed ecommerce-glb with exit 0, trimesh printing
+    'unable to convert colors!' as it dropped it."""
+    doc, bin_data = triangle_doc()
+    colours = np.full(3, 0.5, dtype=np.float32).tobytes()
+    doc["bufferViews"].append({"buffer": 0, "byteOffset": len(bin_data), "byteLength": len(colours)})
+    doc["accessors"].append({"bufferView": 2, "componentType": 5126, "count": 3, "type": "SCALAR"})
+    doc["meshes"][0]["primitives"][0]["attributes"]["COLOR_0"] = 2
+    bin_data += colours
+    doc["buffers"][0]["byteLength"] = len(bin_data)
+    d = read_document(src(glb(doc, bin_data)))
+    (issue,) = [i for i in d.issues if i.code == "MESH_PRIMITIVE_ATTRIBUTES_ACCESSOR_INVALID_FORMAT"]
+    assert issue.severity == "error" and issue.pointer == "/meshes/0/primitives/0/attributes/COLOR_0"
+    scene = read_glb(src(glb(doc, bin_data)), ReadLimits()).scene
+    (mesh,) = scene.geometry.values()
+    assert len(mesh.faces) == 1  # the triangle itself is still read
+
+
+def test_extensions_used_that_is_not_an_array_of_strings_is_a_type_mismatch():
+    doc, bin_data = triangle_doc(extensionsUsed="KHR_materials_unlit")
+    d = read_document(src(glb(doc, bin_data)))
+    assert any(i.code == "TYPE_MISMATCH" and i.pointer == "/extensionsUsed" for i in d.issues)

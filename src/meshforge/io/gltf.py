@@ -733,6 +733,10 @@ def _is_meshopt_fallback(buf: dict[str, Any]) -> bool:
 
 
 def _check_extensions(doc: GltfDocument) -> None:
+    for key in ("extensionsUsed", "extensionsRequired"):
+        value = doc.json.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            doc.add("TYPE_MISMATCH", ERROR, f"/{key}", f"{key} must be an array of strings, not {type(value).__name__}")
     used, required = set(doc.extensions_used), doc.extensions_required
     supported = supported_extensions()
     for i, name in enumerate(required):
@@ -784,6 +788,38 @@ def _fan(n: int) -> np.ndarray:
     return np.stack([np.zeros_like(i), i, i + 1], axis=1) if n >= 3 else np.zeros((0, 3), dtype=np.int64)
 
 
+# glTF 2.0 3.7.2.1: accessor types per attribute semantic, and component types (float, or normalized
+# unsigned byte/short where the table allows) unless KHR_mesh_quantization widens them
+_FLOAT, _UBYTE, _USHORT = 5126, 5121, 5123
+_ATTRIBUTE_FORMATS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
+    "POSITION": (("VEC3",), (_FLOAT,)),
+    "NORMAL": (("VEC3",), (_FLOAT,)),
+    "TANGENT": (("VEC4",), (_FLOAT,)),
+    "TEXCOORD": (("VEC2",), (_FLOAT, _UBYTE, _USHORT)),
+    "COLOR": (("VEC3", "VEC4"), (_FLOAT, _UBYTE, _USHORT)),
+    "JOINTS": (("VEC4",), (_UBYTE, _USHORT)),
+    "WEIGHTS": (("VEC4",), (_FLOAT, _UBYTE, _USHORT)),
+}
+
+
+def _attribute_format_ok(doc: GltfDocument, semantic: str, accessor: Any, pointer: str) -> bool:
+    """False (and an error, as the Khronos validator's) when an attribute's accessor has the wrong
+    type: a SCALAR COLOR_0 reached trimesh, which dropped it with a printed complaint."""
+    base = semantic.split("_", 1)[0] if semantic.split("_", 1)[-1].isdigit() else semantic
+    formats = _ATTRIBUTE_FORMATS.get(base)
+    if formats is None or not isinstance(accessor, dict):
+        return True  # application-specific (_FOO) semantics: any format
+    types, components = formats
+    ctype = accessor.get("componentType")
+    quantized = "KHR_mesh_quantization" in doc.extensions_used
+    if accessor.get("type") in types and (quantized or ctype in components):
+        return True
+    doc.add("MESH_PRIMITIVE_ATTRIBUTES_ACCESSOR_INVALID_FORMAT", ERROR, pointer,
+            f"{semantic} accessor is {accessor.get('type')}/{ctype}; glTF allows {' or '.join(types)} of componentType "
+            f"{', '.join(map(str, components))}")
+    return False
+
+
 def _primitive(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any]) -> dict[str, Any] | None:
     """Decode and check one primitive: {'vertices','faces','normals','uv','material','tangents'} or None."""
     pointer = f"/meshes/{mi}/primitives/{pi}"
@@ -808,6 +844,9 @@ def _primitive(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any]) -> dic
         doc.add("non_triangle_primitive", INFO, f"{pointer}/mode", f"mode {mode} (points/lines) is not drawn as a surface; skipped")
         return None
     pos_index = attrs["POSITION"]
+    bad = [sem for sem, ai in attrs.items() if not _attribute_format_ok(doc, sem, accessors[ai], f"{pointer}/attributes/{sem}")]
+    if "POSITION" in bad:
+        return None
     positions = doc.accessor(pos_index)
     if positions is None or positions.shape[1] != 3:
         return None
@@ -819,7 +858,7 @@ def _primitive(doc: GltfDocument, mi: int, pi: int, prim: dict[str, Any]) -> dic
     count = len(positions)
     decoded: dict[str, np.ndarray] = {"POSITION": positions}
     for semantic, ai in attrs.items():
-        if semantic == "POSITION":
+        if semantic == "POSITION" or semantic in bad:
             continue
         data = doc.accessor(ai)
         if data is None:

@@ -34,7 +34,7 @@ KHRONOS_CODES = (
     "invalid_uri", "io_error", "mesh_primitive_generated_tangent_space", "mesh_primitive_incompatible_mode",
     "mesh_primitive_indices_accessor_invalid_format", "mesh_primitive_no_position",
     "mesh_primitive_position_accessor_without_bounds", "mesh_primitive_too_few_texcoords",
-    "mesh_primitive_unequal_accessor_count", "node_loop", "node_matrix_trs", "node_parent_override",
+    "mesh_primitive_attributes_accessor_invalid_format", "mesh_primitive_unequal_accessor_count", "node_loop", "node_matrix_trs", "node_parent_override",
     "not_in_list", "rotation_non_unit", "scene_non_root_node", "type_mismatch", "undeclared_extension",
     "undefined_property", "unresolved_reference", "value_not_in_list", "value_not_in_range",
 )
