@@ -30,6 +30,9 @@ fi
 PY=${PYTHON:-python3}
 $PY -m pip install -q --upgrade pip
 $PY -m pip install -q -e ".[test,dask,open3d,usdz]"
+# pip compiles bytecode for what it installs, but not for an editable checkout; where
+# PYTHONDONTWRITEBYTECODE is set (this image) every command would compile meshforge's modules again
+$PY -m compileall -q src >/dev/null
 # Plugin distributions install exactly as a third party's would: non-editable, through entry points.
 for dist in plugins/*/; do
   $PY -m pip install -q "$dist"
