@@ -4,9 +4,11 @@ For each mesh: the exhaustive test (k-d tree of bounding spheres or grid, then S
 broad phase (every edge cast through an Open3D/Embree BVH, then the same SAT), whether they found the
 same pairs, and PyMeshLab's per-face self-intersection selection when the GPL plugin's dependency is
 installed (faces, not pairs). print.self_intersections takes the rays for meshes over 50,000 faces of
-mixed triangle sizes or crowded with stacked/overlapping parts, the exhaustive test otherwise.
+mixed triangle sizes or crowded with stacked/overlapping parts, the exhaustive test otherwise; and the
+exhaustive test's broad phase (k-d tree, grid, or the grouped sweep when those would pass their budget
+of candidate pairs) is named with the candidates it generated.
 
-    python bench/intersections.py              # 1.3M sphere, sphere + poking sphere, two corpus meshes x16
+    python bench/intersections.py              # 1.3M sphere, sphere + poking sphere, a cone, two corpus meshes x16
 """
 
 from __future__ import annotations
@@ -38,6 +40,18 @@ def subdivided(mesh: trimesh.Trimesh, times: int) -> trimesh.Trimesh:
     return trimesh.Trimesh(v, f, process=False)
 
 
+def cone(n: int, radius: float = 20.0) -> trimesh.Trimesh:
+    """A fan of n slim triangles round an apex and a base disk round its centre: every bounding
+    sphere and box holds the axis, so the k-d tree alone would pair every face with every other."""
+    a = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    rim = np.stack([radius * np.cos(a), radius * np.sin(a), 0 * a], 1)
+    v = np.concatenate([rim, [[0.0, 0.0, radius], [0.0, 0.0, 0.0]]])
+    i = np.arange(n)
+    j = np.roll(i, -1)
+    faces = np.concatenate([np.stack([i, j, np.full(n, n)], 1), np.stack([j, i, np.full(n, n + 1)], 1)])
+    return trimesh.Trimesh(v, faces, process=False)
+
+
 def pymeshlab_faces(mesh: trimesh.Trimesh) -> tuple[int, float] | None:
     try:
         import pymeshlab
@@ -53,9 +67,7 @@ def pymeshlab_faces(mesh: trimesh.Trimesh) -> tuple[int, float] | None:
 def run(name: str, mesh: trimesh.Trimesh) -> None:
     from meshforge import testing
     from meshforge.builtin.validate import printing
-    from meshforge.ops.intersections import (
-        CROWDED, RAYS_MIN_FACES, crowding, intersecting_pairs, intersecting_pairs_by_rays, uniform_sizes,
-    )
+    from meshforge.ops.intersections import broad_phase, crowding, intersecting_pairs, intersecting_pairs_by_rays, uniform_sizes
     from meshforge.ops.thickness import RayCaster
 
     view = testing.view(mesh)
@@ -76,10 +88,11 @@ def run(name: str, mesh: trimesh.Trimesh) -> None:
     rays_s = time.perf_counter() - started
     same = "same pairs" if np.array_equal(rays, exhaustive) else f"DIFFERENT ({len(rays)} vs {len(exhaustive)})"
     uniform, crowd = uniform_sizes(lo, hi), crowding(lo, hi)
-    route = "rays" if len(ok) >= RAYS_MIN_FACES and (not uniform or crowd > CROWDED) else "exhaustive"
+    method, candidates = broad_phase(tri, t.faces[ok])
+    route = "rays" if broad_phase(tri, t.faces[ok], rays=True)[0] == "rays" else "exhaustive"
     sizes = f"{'similar' if uniform else 'mixed'} sizes, crowding {crowd:.1f}: the step takes {route}"
-    line = (f"{name}: {len(f):,} faces ({sizes}), {len(exhaustive):,} pairs; exhaustive {exhaustive_s:.2f} s, "
-            f"rays {rays_s:.2f} s (+ BVH {build_s:.2f} s, shared with thickness), {same}")
+    line = (f"{name}: {len(f):,} faces ({sizes}), {len(exhaustive):,} pairs; exhaustive {exhaustive_s:.2f} s "
+            f"({method}, {candidates:,} candidates), rays {rays_s:.2f} s (+ BVH {build_s:.2f} s, shared with thickness), {same}")
     ref = pymeshlab_faces(mesh)
     if ref is not None:
         line += f"; PyMeshLab {ref[1]:.2f} s ({ref[0]:,} faces; ours {len(np.unique(exhaustive)):,})"
@@ -95,6 +108,7 @@ def main() -> int:
     run("sphere + poking sphere", trimesh.util.concatenate([ball, poke]))
     shell = trimesh.creation.icosphere(subdivisions=6, radius=10.0)
     run("4 copies of a sphere 0.3 apart", trimesh.util.concatenate([shell.copy().apply_translation((0.3 * i, 0, 0)) for i in range(4)]))
+    run("closed cone of 5,000 segments", cone(5_000))
     for rel in ("obj/manifold/self_intersectA.obj", "obj/trimesh/chair_model.obj"):
         path = CORPUS / rel
         if path.is_file():
