@@ -232,6 +232,8 @@ def test_a_crashing_or_stuck_job_fails_alone_and_the_batch_goes_on(tmp_path: Pat
     data = json.loads(res.output)
     assert data["counts"]["failed"] == 3
     assert {f["id"]: f["reason"] for f in data["failures"] if f["status"] == "failed"}["stuck"].startswith("ran past")
+    res = CliRunner().invoke(cli(), ["batch", "status", str(out)])
+    assert "7 jobs: 4 done" in res.output and "jobs/min" not in res.output  # status runs nothing: no rate (it said 0.0)
     res = CliRunner().invoke(cli(), ["batch", "retry", str(out), "--jsonl", "-j", "1", "--job-timeout", "2"])
     lines = [json.loads(x) for x in res.output.splitlines()]
     assert sorted(x["id"] for x in lines if x["event"] == "job") == ["exits", "segfaults", "stuck"]

@@ -154,9 +154,11 @@ def _sigterm(signum: int, frame: Any) -> None:
 def _one_line(summary: Any) -> str:
     c = summary.counts
     v = summary.verdicts
+    # a rate only for jobs this invocation ran: `batch status` runs none (it printed "0.0 jobs/min")
+    rate = f"; {summary.jobs_per_minute:.1f} jobs/min" if summary.ran else ""
     return (f"meshforge batch: {summary.total} jobs: {c.get('done', 0)} done ({v.get('pass', 0)} pass, {v.get('fail', 0)} fail, "
             f"{v.get('unusable', 0)} unusable), {c.get('failed', 0)} failed, {c.get('pending', 0) + c.get('running', 0)} left; "
-            f"{len(summary.problems)} bad rows; {summary.jobs_per_minute:.1f} jobs/min")
+            f"{len(summary.problems)} bad rows{rate}")
 
 
 def _print_summary(summary: Any, *, limit: int) -> None:
