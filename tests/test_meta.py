@@ -116,3 +116,15 @@ def test_every_profile_resolves_and_cites_sources():
         values = [line for line in text.splitlines() if re.match(r"^\s*\w+\s*=\s*(-?\d|\[\s*-?\d)", line)]
         uncited = [line for line in values if "#" not in line and not line.startswith(("schema", "max_file_bytes"))]
         assert uncited == [], f"{path.name}: cite the source of each default in a comment"
+
+
+def test_readme_profile_table_lists_every_profile_with_its_aliases():
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text()
+    for path in sorted((ROOT / "profiles").glob("*.toml")):
+        data = tomllib.loads(path.read_text())
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{data['name']}` |")), None)
+        assert row is not None, f"README has no row for {data['name']}"
+        cell = row.split("|")[2]
+        assert sorted(a.strip(" `") for a in cell.split(",") if a.strip()) == sorted(data.get("aliases", [])), data["name"]
