@@ -277,3 +277,19 @@ def test_wrong_extension_is_read_by_its_bytes(corpus: Path, tmp_path: Path) -> N
     assert formats == {"donut.obj": "stl", "box.stl": "obj", "comments.ply": "off"}
     page = engine.validate(tmp_path / "page.stl")
     assert page.status == "unusable" and page.findings[0].code == "input.unknown_format"
+
+
+def test_off_vertex_lines_of_two_and_four_numbers_are_not_read_as_two_shifted_vertices(tmp_path):
+    """Both lines together hold 6 numbers, which the fast path once took for two 3-number vertices."""
+    from meshforge.errors import InputError
+    from meshforge.io.readers import read
+    from meshforge.io.source import read_source
+    from meshforge.types import ReadLimits
+
+    path = tmp_path / "shifted.off"
+    path.write_text("OFF\n4 1 0\n0 0\n0 1 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
+    with pytest.raises(InputError) as err:
+        read(read_source(path, ReadLimits()), ReadLimits())
+    assert err.value.code == "input.corrupt" and "fewer than 3 numbers" in err.value.reason
+    path.write_text("OFF\n4 1 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 1 2\n")
+    assert len(read(read_source(path, ReadLimits()), ReadLimits()).scene.geometry) == 1

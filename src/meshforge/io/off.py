@@ -93,9 +93,11 @@ def _text(source: SourceFile, limits: ReadLimits, m: re.Match[bytes]) -> tuple[n
 
 def _text_fast(lines: list[bytes], nv: int, nf: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The common case without a Python loop per line: 3 numbers per vertex, one polygon size."""
-    vt = b" ".join(lines[1:1 + nv]).split()
+    # a ";" after every vertex line keeps the lines apart: by the total alone, a 2-number line
+    # followed by a 4-number one read as two shifted vertices without a word
+    vt = (b" ; ".join(lines[1:1 + nv]) + b" ;").split()
     ft = b" ".join(lines[1 + nv:1 + nv + nf]).split()
-    if len(vt) != 3 * nv or not nf or not ft:
+    if len(vt) != 4 * nv or not nf or not ft:
         return None
     try:
         k = int(ft[0])
@@ -104,7 +106,10 @@ def _text_fast(lines: list[bytes], nv: int, nf: int) -> tuple[np.ndarray, np.nda
         faces = np.array(ft, dtype=np.bytes_).astype(np.int64).reshape(nf, k + 1)
         if not (faces[:, 0] == k).all():
             return None
-        vertices = np.array(vt, dtype=np.bytes_).astype(np.float64).reshape(nv, 3)
+        rows = np.array(vt, dtype=np.bytes_).reshape(nv, 4)
+        if not (rows[:, 3] == b";").all():
+            return None  # a line with other than 3 numbers: the line-by-line reader says which
+        vertices = rows[:, :3].astype(np.float64)
     except ValueError:
         return None
     return vertices, faces[:, 1:]
