@@ -293,3 +293,17 @@ def test_off_vertex_lines_of_two_and_four_numbers_are_not_read_as_two_shifted_ve
     assert err.value.code == "input.corrupt" and "fewer than 3 numbers" in err.value.reason
     path.write_text("OFF\n4 1 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 1 2\n")
     assert len(read(read_source(path, ReadLimits()), ReadLimits()).scene.geometry) == 1
+
+
+def test_a_negative_ply_index_is_named_as_it_is(tmp_path):
+    from meshforge.errors import InputError
+    from meshforge.io.readers import read
+    from meshforge.io.source import read_source
+    from meshforge.types import ReadLimits
+
+    path = tmp_path / "negative.ply"
+    path.write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+                    "element face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 -5 2\n")
+    with pytest.raises(InputError) as err:
+        read(read_source(path, ReadLimits()), ReadLimits())
+    assert err.value.code == "input.bad_index" and "vertex -5" in err.value.reason

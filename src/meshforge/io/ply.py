@@ -93,7 +93,8 @@ def read_ply(source: SourceFile, limits: ReadLimits) -> Loaded:
         raise empty(source, "PLY")
     for mesh in meshes:
         f = mesh.faces
-        if len(f) and (f.min() < 0 or f.max() >= len(mesh.vertices)):
-            raise InputError(where(source), f"PLY face refers to vertex {int(f.max())}, but the file has "
-                             f"{len(mesh.vertices)} vertices", code="input.bad_index")
+        bad = f[(f < 0) | (f >= len(mesh.vertices))] if len(f) else f
+        if len(bad):  # name the index that is wrong (a negative one was reported as the largest)
+            raise InputError(where(source), f"PLY face refers to vertex {int(bad[0])}, but the file has "
+                             f"{len(mesh.vertices)} vertices (0..{len(mesh.vertices) - 1})", code="input.bad_index")
     return Loaded(scene=scene, format="ply", units=Units(None, "+Z"))
