@@ -308,3 +308,15 @@ def test_extensions_used_that_is_not_an_array_of_strings_is_a_type_mismatch():
     doc, bin_data = triangle_doc(extensionsUsed="KHR_materials_unlit")
     d = read_document(src(glb(doc, bin_data)))
     assert any(i.code == "TYPE_MISMATCH" and i.pointer == "/extensionsUsed" for i in d.issues)
+
+
+@pytest.mark.parametrize(("key", "value"), [("bufferView", [0]), ("componentType", [5126]), ("type", ["VEC3"]), ("count", "3")])
+def test_a_list_or_string_where_an_accessor_wants_a_number_is_a_structural_issue_not_a_python_error(key, value):
+    """Each once escaped as 'corrupt glb file (TypeError: unhashable type: 'list')'."""
+    doc, bin_data = triangle_doc()
+    doc["accessors"][0][key] = value
+    d = read_document(src(glb(doc, bin_data)))
+    assert {i.code for i in d.issues} & {"TYPE_MISMATCH", "VALUE_NOT_IN_LIST"}
+    with pytest.raises(InputError) as err:
+        read_glb(src(glb(doc, bin_data)), ReadLimits())
+    assert err.value.code == "input.empty" and "Error:" not in err.value.reason

@@ -156,6 +156,9 @@ class GltfDocument:
     # --- buffer views and accessors ------------------------------------------------------
 
     def view_bytes(self, index: int) -> memoryview | None:
+        if not isinstance(index, int):  # a list or an object where an index belongs: not a cache key either
+            self.add("TYPE_MISMATCH", ERROR, "/bufferViews", f"bufferView reference {index!r} is not an integer")
+            return None
         if index in self._views:
             return self._views[index]
         self._views[index] = result = self._view_bytes(index)
@@ -199,7 +202,8 @@ class GltfDocument:
         acc = accessors[index]
         pointer = f"/accessors/{index}"
         ctype, atype, count = acc.get("componentType"), acc.get("type"), acc.get("count")
-        if ctype not in COMPONENTS or atype not in TYPE_SIZES or not isinstance(count, int) or count < 1:
+        if (not isinstance(ctype, int) or ctype not in COMPONENTS or not isinstance(atype, str) or atype not in TYPE_SIZES
+                or not isinstance(count, int) or count < 1):
             self.add("VALUE_NOT_IN_LIST", ERROR, pointer, f"accessor has componentType {ctype!r}, type {atype!r}, count {count!r}")
             return None
         dtype, csize = COMPONENTS[ctype]
