@@ -83,3 +83,15 @@ def test_a_plugin_params_class_without_a_default_is_a_profile_error_naming_the_s
     with pytest.raises(ProfileError) as caught:
         Engine({"name": "n", "chain": {"generate": ["import"], "validate": ["nodefault.check"]}}, plugins=[Plugin()], entry_points=False)
     assert "nodefault.check" in caught.value.where and "needs a default" in caught.value.reason
+
+
+def test_a_switch_three_profiles_down_drops_what_the_middle_one_set_for_the_old_implementation(tmp_path):
+    pytest.importorskip("meshforge_provider_meshy")
+    pytest.importorskip("meshforge_provider_tripo")
+    (tmp_path / "middle.toml").write_text('schema = 1\nname = "middle"\nextends = "image-to-glb"\n[steps.provider]\nshould_texture = false\n')
+    (tmp_path / "leaf.toml").write_text('schema = 1\nname = "leaf"\nextends = "middle.toml"\n'
+                                        '[steps.provider]\nuses = "tripo.generate"\nbase_url = "http://127.0.0.1:9/v2/openapi"\n')
+    provider = next(s for s in Engine(str(tmp_path / "leaf.toml")).profile.chain if s.id == "provider")
+    assert provider.spec.name == "tripo.generate"
+    middle = next(s for s in Engine(str(tmp_path / "middle.toml")).profile.chain if s.id == "provider")
+    assert middle.spec.name == "meshy.generate" and middle.params.should_texture is False

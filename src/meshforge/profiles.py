@@ -221,17 +221,24 @@ def load_raw(ref: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str,
     own_steps = set(data.get("steps", {}))
     chain_of_sources = [source]
     seen = {source}
-    while "extends" in data:
-        parent_ref = str(data.pop("extends"))
+    layers = [data]  # child first
+    while "extends" in layers[-1]:
+        parent_ref = str(layers[-1].pop("extends"))
         parent, parent_source, parent_folder = find(parent_ref, relative_to=folder)
         if parent_source in seen:
             raise ProfileError(parent_source, "profiles extend each other in a cycle", sorted(seen))
         seen.add(parent_source)
         chain_of_sources.append(parent_source)
-        # name and aliases belong to the file that states them; they are not inherited
-        own = {k: data[k] for k in ("name", "aliases") if k in data}
-        data = {k: v for k, v in merge(parent, data).items() if k not in ("name", "aliases")} | own
+        layers.append(parent)
         folder = parent_folder
+    # Folded from the base down, so each layer's parameters meet the implementation in effect at
+    # that layer: a middle profile's should_texture for Meshy is dropped when the child switches
+    # the step to Tripo (folded child-first, it survived the switch).
+    data = layers[-1]
+    for layer in reversed(layers[:-1]):
+        # name and aliases belong to the file that states them; they are not inherited
+        own = {k: layer[k] for k in ("name", "aliases") if k in layer}
+        data = {k: v for k, v in merge(data, layer).items() if k not in ("name", "aliases")} | own
     return data, tuple(reversed(chain_of_sources)), own_steps
 
 
