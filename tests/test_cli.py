@@ -173,7 +173,7 @@ def test_readme_first_command_writes_the_printable_files_into_a_relative_out(tmp
     assert written == [f"{stem}.3mf", f"{stem}.stl"]
     for name in written:
         assert (tmp_path / out / name).stat().st_size > 1000
-    assert not list((tmp_path / out).glob(".staging-*"))
+    assert sorted(p.name for p in (tmp_path / out).iterdir()) == sorted([*written, f"{stem}.report.json"])  # no staging left
 
 
 def test_run_refuses_two_inputs_that_would_write_the_same_files(tmp_path):

@@ -300,3 +300,70 @@ def test_a_model_piped_in_is_read_whole(tmp_path):
     (report,) = reports
     assert report.status is Status.PASS, [f.message for f in report.findings]
     assert report.input["bytes"] == len(data) and report.metrics.triangles == 12
+
+
+def test_an_export_step_returning_a_file_twice_or_a_non_path_fails_alone(tmp_path):
+    class Twice:
+        __name__ = "twice"
+
+        @staticmethod
+        def write_twice(view, params, ctx):
+            path = ctx.out_dir / "mesh.txt"
+            path.write_text("x")
+            return [path, path]
+
+        @staticmethod
+        def write_none(view, params, ctx):
+            return [None]
+
+        @meshforge.hookimpl
+        def meshforge_export_steps(self):
+            return [ExportStep(name="twice.dup", summary="same path twice", formats=("txt",), write=self.write_twice),
+                    ExportStep(name="twice.none", summary="None for a path", formats=("txt",), write=self.write_none)]
+
+    for step, says in (("twice.dup", "already returned"), ("twice.none", "not a path")):
+        out = tmp_path / step
+        eng = Engine({"name": "t", "chain": {"generate": ["import"], "validate": [], "export": [step]}}, plugins=[Twice()], entry_points=False)
+        report = eng.run(testing.cube(20), out_dir=out)
+        assert report.status is Status.FAIL
+        (finding,) = report.findings
+        assert finding.code == "engine.step_failed" and says in finding.message
+        assert sorted(p.name for p in out.iterdir()) == ["rejected"]  # nothing published beside accepted assets
+
+
+def test_hook_implementations_taking_some_of_the_arguments_are_called_with_those():
+    class Partial:
+        __name__ = "partial"
+
+        def __init__(self) -> None:
+            self.finished = 0
+
+        @meshforge.hookimpl
+        def meshforge_detect_format(self, filename):
+            return "stl" if filename and filename.endswith(".weird") else None
+
+        @meshforge.hookimpl
+        def meshforge_run_finished(self):
+            self.finished += 1
+
+    partial = Partial()
+    eng = engine({"validate": []}, partial)
+    assert eng.detect_format(b"\\0" * 84, "part.weird") == "stl"
+    eng.validate(testing.cube(20))
+    assert partial.finished == 1
+
+
+def test_a_plugin_named_like_a_built_in_module_is_not_taken_for_one():
+    class Impostor:
+        __name__ = "builtin.extras"
+
+        @staticmethod
+        def check(view, params, ctx):
+            return []
+
+        @meshforge.hookimpl
+        def meshforge_validate_steps(self):
+            return [ValidateStep(name="print.closed", summary="same name", codes=("impostor.x",), check=self.check)]
+
+    closed = next(s for s in Engine("fdm-print-stl", plugins=[Impostor()], entry_points=False).profile.chain if s.id == "closed")
+    assert closed.plugin == "builtin.validate.printing"  # the real one: the impostor's name made the lookup ambiguous

@@ -8,6 +8,7 @@ isolation, before/after measurement and the report.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -138,7 +139,7 @@ class Engine:
             if impl.hookwrapper or impl.wrapper:
                 continue
             try:
-                impl.function(**kwargs)
+                impl.function(*[kwargs[name] for name in impl.argnames])  # pluggy lets an impl take some of the arguments
             except Exception:
                 log.warning("plugin %r: %s raised; ignored", impl.plugin_name, hook, exc_info=True)
 
@@ -146,8 +147,9 @@ class Engine:
         """The first format a plugin recognises, in pluggy's call order. A sniffer that raises is
         skipped (and logged): one broken plugin must not make every file unreadable for everyone."""
         for impl in reversed(self._registry.pm.hook.meshforge_detect_format.get_hookimpls()):
+            given = {"head": head, "filename": filename}
             try:
-                fmt = impl.function(head=head, filename=filename)
+                fmt = impl.function(*[given[name] for name in impl.argnames])
             except Exception:
                 log.warning("plugin %r: meshforge_detect_format raised; skipped", impl.plugin_name, exc_info=True)
                 continue
@@ -500,21 +502,25 @@ class _Run:
         assert self.out_dir is not None
         if rejected and not self.profile.run.export_rejected:
             return True
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        # resolved: a step may hand back its paths in any form, and a relative staging folder never
-        # appears among an absolute path's parents (every file of a relative --out was dropped)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.out_dir)).resolve()
+        # Staged inside the output folder (same file system: os.replace publishes atomically), under
+        # .meshforge/ beside the job store, so a watcher never sees it and a step abandoned at its
+        # time limit that writes on after the cleanup litters no visible folder. Resolved: a step
+        # may hand back its paths in any form (a relative --out once dropped every file).
+        (self.out_dir / ".meshforge").mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="staging-", dir=self.out_dir / ".meshforge")).resolve()
         try:
             staged: list[tuple[ResolvedStep, _CallRecord, list[Path]]] = []
+            claimed: set[Path] = set()
             for step in self.profile.stage(Stage.EXPORT):
                 written, record = self._call(step, lambda v, p, c: list(step.spec.write(v, p, c)), self._view(asset), out_dir=staging)  # type: ignore[union-attr]
                 files: list[Path] = []
                 for path in (written or []) if record.error is None else []:
-                    resolved = Path(path).resolve()
-                    if not (resolved.is_file() and staging in resolved.parents):
-                        record = replace(record, outcome="failed", note=f"returned {path}, which is not a file it wrote in its output folder")
+                    problem = _staged_problem(path, staging, claimed)
+                    if problem:
+                        record = replace(record, outcome="failed", note=f"returned {path!r}, {problem}")
                         break
-                    files.append(resolved)
+                    files.append(Path(path).resolve())
+                    claimed.add(files[-1])
                 if record.outcome != "ok":
                     asset.findings.append(self._step_failure(step, record))
                 staged.append((step, record, files))
@@ -537,6 +543,8 @@ class _Run:
             return not failed
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            with contextlib.suppress(OSError):  # gone when empty: a run with no job store leaves no trace
+                staging.parent.rmdir()
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -681,6 +689,18 @@ def _with_timeout(fn: Callable[..., Any], args: tuple[Any, ...], seconds: float)
         return pool.submit(fn, *args).result(timeout=seconds)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _staged_problem(path: Any, staging: Path, claimed: set[Path]) -> str | None:
+    """Why an export step's returned ``path`` cannot be published, or None."""
+    if not isinstance(path, (str, os.PathLike)):
+        return "which is not a path"
+    resolved = Path(path).resolve()
+    if not (resolved.is_file() and staging in resolved.parents):
+        return "which is not a file it wrote in its output folder"
+    if resolved in claimed:
+        return "which was already returned (by this step or an earlier one)"
+    return None
 
 
 def _fixers(profile: ResolvedProfile) -> dict[str, tuple[str, ...]]:

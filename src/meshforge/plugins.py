@@ -209,7 +209,8 @@ class Registry:
         if len(candidates) > 1 and not plugin:
             # An unqualified name means the built-in step: a plugin offering a step of the same name
             # must not break every packaged profile; "plugin:name" picks the plugin's.
-            builtin = [c for c in candidates if c.plugin.startswith("builtin.")]
+            ours = {r.name for r in self.records if r.origin == "builtin"}  # by origin: a name proves nothing
+            builtin = [c for c in candidates if c.plugin in ours]
             candidates = builtin if len(builtin) == 1 else candidates
         if len(candidates) > 1:
             raise ProfileError(
