@@ -169,3 +169,37 @@ def test_shipped_mug_sample_is_y_up():
     view = gltf.bufferViews[image.bufferView]
     data = gltf.binary_blob()[view.byteOffset or 0:(view.byteOffset or 0) + view.byteLength]
     assert Image.open(io.BytesIO(data)).size == (300, 200)
+
+
+def test_a_widened_size_window_is_the_one_every_step_reads(tmp_path):
+    """--set scale.max_size_m=50: the scale check read a 20-unit box as 20 m while to_metres kept
+    its own 10 m window, guessed mm and shipped a 2 cm box."""
+    import pygltflib
+
+    from meshforge import Engine, testing
+
+    src = tmp_path / "box20.stl"
+    src.write_bytes(testing.cube(20.0).export(file_type="stl"))
+    report = Engine("ecommerce-glb", overrides=["scale.max_size_m=50"], entry_points=False).run(src, out_dir=tmp_path / "out")
+    assumed = next(f for f in report.findings + report.initial_findings if f.code == "commerce.unit_assumed")
+    assert assumed.measured == "m"
+    lo, hi = report.metrics.bounds
+    assert max(h - l for l, h in zip(lo, hi)) == pytest.approx(20.0)
+    gltf = pygltflib.GLTF2().load_binary(str(tmp_path / "out" / "box20.glb"))
+    position = gltf.accessors[gltf.meshes[0].primitives[0].attributes.POSITION]
+    assert max(h - l for l, h in zip(position.min, position.max)) == pytest.approx(20.0, rel=1e-5)
+
+
+def test_the_size_budget_measures_the_glb_with_the_export_s_compression(tmp_path):
+    """web-modelviewer-glb writes Draco: measuring an uncompressed GLB warned 6.9 MB for a 0.18 MB file."""
+    import trimesh
+
+    from meshforge import Engine
+
+    sphere = trimesh.creation.icosphere(subdivisions=6, radius=0.2)
+    src = tmp_path / "ball.obj"
+    src.write_text(trimesh.exchange.obj.export_obj(sphere, include_normals=False))
+    report = Engine("web-modelviewer-glb", overrides=["budgets.warn_file_mb=0.001"], entry_points=False).run(src, out_dir=tmp_path / "out")
+    (finding,) = [f for f in report.findings if f.code == "commerce.file_too_large"]
+    written = (tmp_path / "out" / "ball.glb").stat().st_size
+    assert finding.measured == round(written / 1e6, 3)

@@ -29,6 +29,14 @@ class StepContext:
     attempt: int = 1  # generation attempt (regeneration increments it)
     http_factory: Callable[[], httpx.Client] | None = None
     state: Any = None  # job store for generation (persist provider job ids), injected by batch runs
+    params_lookup: Callable[[str], Any] | None = None  # the engine's, for params_of
+
+    def params_of(self, uses: str) -> Any:
+        """Parameters of the profile's first step that uses ``uses`` (``"commerce.scale"``,
+        ``"glb"``), or None when the chain has none. A step that must agree with another one (the
+        size budget with the GLB the export writes, every unit reading with commerce.scale's
+        plausible window) reads that step's settings instead of keeping a copy in sync by hand."""
+        return self.params_lookup(uses) if self.params_lookup is not None else None
 
     @property
     def http(self) -> httpx.Client:

@@ -573,7 +573,11 @@ class _Run:
             attempt=self.attempt,
             http_factory=self.engine._http_client,
             state=self.state,
+            params_lookup=self._params_of,
         )
+
+    def _params_of(self, uses: str) -> Any:
+        return next((s.params for s in self.profile.chain if s.spec.name == uses), None)
 
     def _call(self, step: ResolvedStep, fn: Callable[..., Any], target: Any, *, out_dir: Path | None = None) -> tuple[Any, _CallRecord]:
         ctx = self._context(step, out_dir)

@@ -205,18 +205,20 @@ def glb_bytes(scene: Any, *, compression: str = "none", jpeg_quality: int = 90) 
     return glb_container.join_glb(tree, binary)
 
 
-def asset_glb(view: Any, *, compression: str = "none", jpeg_quality: int = 90) -> bytes:
+def asset_glb(view: Any, *, compression: str = "none", jpeg_quality: int = 90,
+              window: tuple[float, float] = (0.01, 10.0)) -> bytes:
     """The GLB an asset is exported as (converted to metres, +Y up in the unit ``ops.units.length_of``
-    decides), computed once per geometry version: the storefront budget check measures the file a
-    repaired asset will be written as, and the writer then writes those very bytes."""
+    decides within the storefront ``window``), computed once per geometry version and settings:
+    the storefront budget check measures the file a repaired asset will be written as, with the
+    GLB step's own settings, and the writer then writes those very bytes."""
     from meshforge.ops import units as units_ops
 
     def build() -> bytes:
-        unit = units_ops.length_of(view)
+        unit = units_ops.length_of(view, window=window)
         scene, _ = scene_ops.to_metres_y_up(view.scene, units_ops.scale_factor(unit, "m"), view.units.up)
         return glb_bytes(scene, compression=compression, jpeg_quality=jpeg_quality)
 
     # the units are part of the key: a repair that only restates them keeps the same Derived
-    key = f"export.glb:{compression}:{jpeg_quality}:{view.units.length}:{view.units.up}"
+    key = f"export.glb:{compression}:{jpeg_quality}:{window}:{view.units.length}:{view.units.up}"
     return view.derived.get(key, build)
 

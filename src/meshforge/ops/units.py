@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from meshforge.asset import AssetView
+    from meshforge.context import StepContext
 
 METRES = MappingProxyType({"um": 1e-6, "mm": 1e-3, "cm": 1e-2, "m": 1.0, "in": 0.0254, "ft": 0.3048})
 ALIASES = MappingProxyType(
@@ -149,12 +150,20 @@ def decide_for(view: AssetView, plausible_m: tuple[float, float] = STOREFRONT_SI
                        expected_m=expected_dimensions_m(view.inputs.metadata))
 
 
-def length_of(view: AssetView, default: str = "m") -> str:
-    """The unit ``view``'s coordinates are in: stated, else :func:`decide_for`'s answer, else
-    ``default`` (no finite geometry). What the checks measure in and the writers convert from."""
+def window_of(ctx: StepContext) -> tuple[float, float]:
+    """The plausible storefront size window (m): commerce.scale's when the chain has it, so every
+    step reading a unit takes the decision the scale check reported."""
+    scale = ctx.params_of("commerce.scale")
+    return (scale.min_size_m, scale.max_size_m) if scale is not None else STOREFRONT_SIZE_M
+
+
+def length_of(view: AssetView, default: str = "m", window: tuple[float, float] = STOREFRONT_SIZE_M) -> str:
+    """The unit ``view``'s coordinates are in: stated, else :func:`decide_for`'s answer within
+    ``window`` (:func:`window_of`), else ``default`` (no finite geometry). What the checks
+    measure in and the writers convert from."""
     if view.units.length:
         return view.units.length
-    decision = decide_for(view)
+    decision = decide_for(view, window)
     return decision.unit if decision is not None else default
 
 

@@ -19,6 +19,7 @@ from meshforge.asset import AssetView
 from meshforge.context import StepContext
 from meshforge.hookspecs import hookimpl
 from meshforge.io.gltf_write import asset_glb
+from meshforge.ops.units import window_of
 from meshforge.params import field
 from meshforge.types import ExportStep, Units
 
@@ -36,7 +37,7 @@ def write_glb(view: AssetView, params: GlbParams, ctx: StepContext) -> list[Path
     # in metres, +Y up, in the unit commerce.scale reported when to_metres did not run; the bytes
     # commerce.budgets measured on a repaired asset, when it did
     path = ctx.out_dir / f"{view.out_name}.glb"
-    data = asset_glb(view, compression=params.compression, jpeg_quality=params.jpeg_quality)
+    data = asset_glb(view, compression=params.compression, jpeg_quality=params.jpeg_quality, window=window_of(ctx))
     path.write_bytes(data)
     if params.compression != "none":
         ctx.log.info("wrote %s with %s geometry compression (%d bytes)", path.name, params.compression, len(data))

@@ -33,7 +33,7 @@ def write_usdz(view: AssetView, params: NoParams, ctx: StepContext) -> list[Path
 
     assert ctx.out_dir is not None, "export steps run with an output folder"
     units = view.units
-    unit = units_ops.length_of(view)  # the decision commerce.scale reported, as the GLB writer does
+    unit = units_ops.length_of(view, window=units_ops.window_of(ctx))  # the decision commerce.scale reported
     scene, changed = scene_ops.to_metres_y_up(view.scene, units_ops.scale_factor(unit, "m"), units.up)
     if changed:
         ctx.log.info("converted %s/%s to metres/+Y up on export", unit, units.up)

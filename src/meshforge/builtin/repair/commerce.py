@@ -17,7 +17,6 @@ from meshforge.hookspecs import hookimpl
 from meshforge.ops import scene_ops
 from meshforge.ops import textures as tex
 from meshforge.ops import units as units_ops
-from meshforge.ops.units import STOREFRONT_SIZE_M
 from meshforge.params import field
 from meshforge.types import NoParams, RepairResult, RepairStep, Units
 
@@ -27,19 +26,13 @@ GLTF_UNITS = Units("m", "+Y")
 # --- commerce.to_metres ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class ToMetresParams:
-    # No unit of its own to assume: the unit comes from ops.units.decide_unit, as in commerce.scale.
-    min_size_m: float = field(STOREFRONT_SIZE_M[0], "smallest plausible product (C16); keep equal to commerce.scale's")
-    max_size_m: float = field(STOREFRONT_SIZE_M[1], "largest plausible product (C16); keep equal to commerce.scale's")
-
-
-def to_metres(view: AssetView, params: ToMetresParams, ctx: StepContext) -> RepairResult:
+def to_metres(view: AssetView, params: NoParams, ctx: StepContext) -> RepairResult:
     """Convert to metres and +Y up in the unit commerce.scale reported (the same decision, made from
     the same extents, stated unit and product dimensions); stamp metres on a unit-less asset even
     when the numbers stay, so no later step has a unit to assume."""
     units = view.units
-    decision = units_ops.decide_for(view, (params.min_size_m, params.max_size_m))
+    # no unit or window of its own: commerce.scale's window (ctx.params_of), so both take one decision
+    decision = units_ops.decide_for(view, units_ops.window_of(ctx))
     if decision is None:
         return RepairResult.unchanged("no finite geometry to convert")
     unit = decision.unit
@@ -265,7 +258,7 @@ def place_origin(view: AssetView, params: PlaceOriginParams, ctx: StepContext) -
 def meshforge_repair_steps() -> list[RepairStep]:
     return [
         RepairStep(name="commerce.to_metres", summary="scale to metres in the unit commerce.scale decided (stated, product "
-                   "dimensions or plausible size) and rotate +Z up to +Y up", params=ToMetresParams,
+                   "dimensions or plausible size) and rotate +Z up to +Y up",
                    fixes=("commerce.implausible_size", "commerce.unit_assumed", "commerce.up_axis"), apply=to_metres),
         RepairStep(name="commerce.normals", summary="add unit vertex normals where missing or broken",
                    fixes=("gltf.missing_normals",), apply=add_normals),

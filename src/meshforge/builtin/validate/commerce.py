@@ -174,14 +174,23 @@ def check_budgets(view: AssetView, params: BudgetsParams, ctx: StepContext) -> I
         size_mb = round((len(view.source.data) + _external_bytes(view, doc)) / 1e6, 3)
         what = "file size"
     else:
-        # repaired, or not a glTF: the storefront gets the GLB this scene is written as (uncompressed,
-        # the profile default; the GLB writer reuses these bytes), not the input file. Judging the
+        # repaired, or not a glTF: the storefront gets the GLB this scene is written as, with the glb
+        # step's own compression (the writer reuses these bytes), not the input file. Judging the
         # input let a repaired DamagedHelmet go out at 8.3 MB with no finding.
         from meshforge.io.gltf_write import asset_glb
+        from meshforge.ops.units import window_of
 
-        size_mb = round(len(asset_glb(view)) / 1e6, 3)
+        glb = ctx.params_of("glb")
+        try:
+            data = asset_glb(view, compression=glb.compression if glb else "none", jpeg_quality=glb.jpeg_quality if glb else 90,
+                             window=window_of(ctx))
+        except ValueError as exc:  # nothing writable (no finite triangles): the geometry checks say why
+            ctx.log.info("GLB size not measured: %s", exc)
+            data = None
+        size_mb = None if data is None else round(len(data) / 1e6, 3)
         what = "GLB size"
-    yield from _over(ctx, "commerce.file_too_large", what, size_mb, params.max_file_mb, params.warn_file_mb, " MB")
+    if size_mb is not None:
+        yield from _over(ctx, "commerce.file_too_large", what, size_mb, params.max_file_mb, params.warn_file_mb, " MB")
     mesh = view.mesh
     yield from _over(ctx, "commerce.too_many_triangles", "triangle count", len(mesh.faces), params.max_triangles, params.warn_triangles)
     yield from _over(ctx, "commerce.too_many_vertices", "vertex count", len(mesh.vertices), params.max_vertices, params.warn_vertices)

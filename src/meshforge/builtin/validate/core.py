@@ -39,7 +39,7 @@ def _samples(indices: np.ndarray) -> list[int]:
 
 
 def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> Iterator[Any]:
-    from meshforge.ops.units import length_of, scale_factor
+    from meshforge.ops.units import length_of, scale_factor, window_of
 
     mesh = view.mesh
     v = np.asarray(mesh.vertices, dtype=np.float64).reshape(-1, 3)
@@ -68,7 +68,7 @@ def check_hygiene(view: AssetView, params: HygieneParams, ctx: StepContext) -> I
     repeated |= c == a
     # unit-less: the storefront's one decision (print profiles stamp mm first); reading fuze.obj
     # (0.2 units across, metres by that decision) as mm made 973 of its 1000 triangles "degenerate"
-    mm2 = scale_factor(length_of(view, "mm"), "mm") ** 2
+    mm2 = scale_factor(length_of(view, "mm", window_of(ctx)), "mm") ** 2
     with np.errstate(invalid="ignore", over="ignore"):
         area = view.derived.face_geometry.area * mm2
         if ok is not None:
