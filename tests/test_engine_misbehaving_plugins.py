@@ -367,3 +367,14 @@ def test_a_plugin_named_like_a_built_in_module_is_not_taken_for_one():
 
     closed = next(s for s in Engine("fdm-print-stl", plugins=[Impostor()], entry_points=False).profile.chain if s.id == "closed")
     assert closed.plugin == "builtin.validate.printing"  # the real one: the impostor's name made the lookup ambiguous
+
+
+def test_sets_and_enums_in_details_are_plain_and_stable():
+    from enum import Enum
+
+    from meshforge.report import json_safe
+
+    class Colour(Enum):
+        RED = 1
+
+    assert json_safe({"ids": {3, 1, 2}, "colour": Colour.RED, "where": Path("/x")}) == {"ids": [1, 2, 3], "colour": 1, "where": "/x"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -138,13 +138,17 @@ def json_safe(value: Any) -> Any:
     """Plain JSON values. Non-finite floats become strings ("nan", "inf"): JSON has no NaN, and a
     NaN vertex is news. numpy values a plugin put in its details become numbers and lists, and
     anything else (a Path) its string, so ``to_dict()`` always feeds ``json.dumps`` as is."""
+    if isinstance(value, Enum):  # StrEnum values are already strings; a plain Enum's name is not its value
+        return json_safe(value.value)
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else str(value)
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if isinstance(value, (set, frozenset)):  # in a stable order: the same report on every run
+        return sorted((json_safe(v) for v in value), key=repr)
+    if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     if hasattr(value, "tolist"):  # numpy arrays and scalars, without importing numpy here
         return json_safe(value.tolist())
