@@ -122,7 +122,8 @@ class GltfDocument:
     _views: dict[int, memoryview | None] = field(default_factory=dict, repr=False)
     _draco: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # accessor index -> decoded data
     _checked: set[tuple[int, str]] = field(default_factory=set, repr=False)  # (accessor, semantic) already checked
-    _zero_filled: int = field(default=0, repr=False)  # bytes declared by accessors without a bufferView so far
+    _zero_filled: int = field(default=0, repr=False)  # bytes of sparse accessors without a bufferView held (cached)
+    _zero_checked: int = field(default=0, repr=False)  # bytes of such unused accessors decoded to be checked and freed
     _meshopt_decoded: int = field(default=0, repr=False)  # bytes meshopt views have decoded to so far
     _scene_ref: Any = field(default=None, repr=False)
 
@@ -193,7 +194,8 @@ class GltfDocument:
         result = self._accessors[index] = self._decode_accessor(index)
         return result
 
-    def _decode_accessor(self, index: int) -> np.ndarray | None:
+    def _decode_accessor(self, index: int, *, cache: bool = True) -> np.ndarray | None:
+        """``cache=False``: decoded to be checked and dropped (not charged to the zero-filled budget)."""
         accessors = self.items("accessors")
         if not (isinstance(index, int) and 0 <= index < len(accessors)) or not isinstance(accessors[index], dict):
             return None
@@ -218,23 +220,33 @@ class GltfDocument:
         if view_index is None:
             # Zeros by the spec (the base of sparse data, placeholders): no byte of the file backs them, so
             # the declared count alone would size the array. One accessor may not exceed max_vertices
-            # elements, nor all of them together the bytes of a max_vertices float VEC3 array.
+            # elements; the sparse ones, which become real arrays, share one budget while they are
+            # held (cached): a mesh with 32 sparse morph targets, each checked and freed, is not charged
+            # for all of them at once, and a plain zero view allocates nothing.
             limits = _limits(self)
             budget = 12 * max(1, limits.max_vertices)
             if count > max(1, limits.max_vertices):
                 self.add("ACCESSOR_TOO_LONG", ERROR, pointer, f"accessor without bufferView declares {count} zero-filled elements, "
                          f"over limits.max_vertices ({limits.max_vertices})", measured=count, threshold=limits.max_vertices)
                 return None
-            if self._zero_filled + count * elem > budget:
-                self.add("ACCESSOR_TOO_LONG", ERROR, pointer, f"accessor without bufferView declares {count * elem} bytes of zeros, "
-                         f"over the {budget} bytes all such accessors of a file may hold (12 x limits.max_vertices)",
-                         measured=self._zero_filled + count * elem, threshold=budget)
-                return None
-            self._zero_filled += count * elem
             zero = np.zeros((1, ncomp), dtype=dtype)
             if not isinstance(sparse, dict):
                 # a zero-stride view: nothing allocated, however long (checks read it, the scene copies it)
                 return np.broadcast_to(_denormalize(zero, acc), (count, ncomp))
+            spent = self._zero_filled if cache else self._zero_checked
+            if spent + count * elem > budget:
+                if not cache:  # only to be checked, and valid by the spec: left unchecked, said so, never an error
+                    self.add("accessor_not_checked", INFO, pointer, f"sparse accessor without bufferView ({count * elem} bytes) not "
+                             f"decoded: unused accessors like it already took the {budget}-byte budget (12 x limits.max_vertices)")
+                    return None
+                self.add("ACCESSOR_TOO_LONG", ERROR, pointer, f"sparse accessor without bufferView needs {count * elem} bytes, and "
+                         f"{spent} are held by others: over the {budget} bytes all of them may hold (12 x limits.max_vertices)",
+                         measured=spent + count * elem, threshold=budget)
+                return None
+            if cache:
+                self._zero_filled += count * elem
+            else:
+                self._zero_checked += count * elem
             data = np.broadcast_to(zero, (count, ncomp))  # _apply_sparse makes the one real copy
         else:
             raw = self.view_bytes(view_index)
@@ -326,7 +338,10 @@ def _apply_sparse(doc: GltfDocument, index: int, acc: dict[str, Any], data: np.n
         doc.add("UNRESOLVED_REFERENCE", ERROR, pointer, "sparse indices or values bufferView cannot be resolved")
         return None
     itype, isize = COMPONENTS[ictype]
-    ioff, voff = int(idx.get("byteOffset", 0) or 0), int(val.get("byteOffset", 0) or 0)
+    ioff, voff = idx.get("byteOffset", 0) or 0, val.get("byteOffset", 0) or 0
+    if not (isinstance(ioff, int) and isinstance(voff, int) and ioff >= 0 and voff >= 0):
+        doc.add("VALUE_NOT_IN_RANGE", ERROR, pointer, f"sparse byteOffset {ioff!r} / {voff!r} is not a non-negative integer")
+        return None
     vsize = np.dtype(dtype).itemsize * ncomp
     if ioff + isize * count > len(raw_i) or voff + vsize * count > len(raw_v):
         doc.add("ACCESSOR_TOO_LONG", ERROR, pointer, "sparse indices or values overrun their bufferView")
@@ -1217,7 +1232,7 @@ def _build(doc: GltfDocument, limits: ReadLimits, where: Any, *, build_scene: bo
         if ai in doc._accessors or (acc.get("bufferView") is None and not isinstance(acc.get("sparse"), dict)):
             continue
         if acc.get("componentType") == 5126 or "min" in acc or "max" in acc:
-            data = doc._decode_accessor(ai)
+            data = doc._decode_accessor(ai, cache=False)
             if data is not None:
                 doc.issues.extend(checks.check_float_values(data, f"/accessors/{ai}"))
                 if "min" in acc or "max" in acc:

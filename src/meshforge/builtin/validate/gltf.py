@@ -41,7 +41,7 @@ KHRONOS_CODES = (
 OWN_CODES = (
     "external_uri", "remote_uri", "uri_outside_folder", "data_uri_image", "data_uri_too_large",
     "unsupported_required_extension", "compressed_geometry", "compressed_input", "missing_normals", "non_finite",
-    "node_depth", "image_too_large", "image_unsupported_mode", "non_triangle_primitive",
+    "node_depth", "image_too_large", "image_unsupported_mode", "non_triangle_primitive", "accessor_not_checked",
 )
 CODES = tuple(f"gltf.{c}" for c in KHRONOS_CODES + OWN_CODES)
 _POINTERS_SHOWN = 5
