@@ -49,6 +49,15 @@ print(json.dumps(out))
 """
 
 
+def with_sparse_views(doc: dict, bin_data: bytes, indices: bytes, values: bytes) -> bytes:
+    """Append sparse indices and values as the next two bufferViews of ``doc``; returns the new BIN chunk."""
+    doc["bufferViews"] += [{"buffer": 0, "byteOffset": len(bin_data), "byteLength": len(indices)},
+                           {"buffer": 0, "byteOffset": len(bin_data) + len(indices), "byteLength": len(values)}]
+    bin_data = pad4(bin_data + indices + values)
+    doc["buffers"][0]["byteLength"] = len(bin_data)
+    return bin_data
+
+
 def read_capped(tmp_path: Path, data: bytes, *, scene: bool = False, **limits: int) -> dict[str, Any]:
     """Read ``data`` in a child limited to 1 GiB of address space: its InputError, or its issues."""
     path = tmp_path / "hostile.glb"
@@ -190,11 +199,7 @@ def test_zero_filled_accessor_reads_as_zeros():
 def test_sparse_accessors_without_bufferview_share_one_budget(tmp_path):
     # 200 unused sparse accessors of 10M zero VEC3 (one value each): 24 GB declared, 9.6 GB kept before
     doc, bin_data = triangle_doc(indices=None)
-    sparse_bytes = np.array([0], np.uint32).tobytes() + np.ones(3, np.float32).tobytes()
-    doc["bufferViews"] += [{"buffer": 0, "byteOffset": len(bin_data), "byteLength": 4},
-                           {"buffer": 0, "byteOffset": len(bin_data) + 4, "byteLength": 12}]
-    bin_data = pad4(bin_data + sparse_bytes)
-    doc["buffers"][0]["byteLength"] = len(bin_data)
+    bin_data = with_sparse_views(doc, bin_data, np.array([0], np.uint32).tobytes(), np.ones(3, np.float32).tobytes())
     sparse = {"componentType": 5126, "count": 10_000_000, "type": "VEC3",
               "sparse": {"count": 1, "indices": {"bufferView": 1, "componentType": 5125}, "values": {"bufferView": 2}}}
     doc["accessors"] += [dict(sparse) for _ in range(200)]
@@ -208,11 +213,7 @@ def test_sparse_accessors_without_bufferview_share_one_budget(tmp_path):
 
 def test_sparse_accessor_without_bufferview_is_still_applied():
     doc, bin_data = triangle_doc(indices=None)
-    sparse_bytes = np.array([1], np.uint32).tobytes() + np.array([1, 2, 3], np.float32).tobytes()
-    doc["bufferViews"] += [{"buffer": 0, "byteOffset": len(bin_data), "byteLength": 4},
-                           {"buffer": 0, "byteOffset": len(bin_data) + 4, "byteLength": 12}]
-    bin_data = pad4(bin_data + sparse_bytes)
-    doc["buffers"][0]["byteLength"] = len(bin_data)
+    bin_data = with_sparse_views(doc, bin_data, np.array([1], np.uint32).tobytes(), np.array([1, 2, 3], np.float32).tobytes())
     doc["accessors"].append({"componentType": 5126, "count": 3, "type": "VEC3",
                              "sparse": {"count": 1, "indices": {"bufferView": 1, "componentType": 5125}, "values": {"bufferView": 2}}})
     doc["meshes"][0]["primitives"][0]["attributes"]["TEXCOORD_5"] = 1
@@ -308,11 +309,7 @@ def test_valid_sparse_morph_targets_are_never_an_error_however_many(tmp_path):
     n = 999
     positions = np.random.default_rng(1).random((n, 3)).astype(np.float32)
     doc, bin_data = triangle_doc(positions=positions, indices=None)
-    sparse_bytes = np.array([0, 1, 2, 3], np.uint32).tobytes() + np.ones(12, np.float32).tobytes()
-    doc["bufferViews"] += [{"buffer": 0, "byteOffset": len(bin_data), "byteLength": 16},
-                           {"buffer": 0, "byteOffset": len(bin_data) + 16, "byteLength": 48}]
-    bin_data = pad4(bin_data + sparse_bytes)
-    doc["buffers"][0]["byteLength"] = len(bin_data)
+    bin_data = with_sparse_views(doc, bin_data, np.array([0, 1, 2, 3], np.uint32).tobytes(), np.ones(12, np.float32).tobytes())
     target = {"componentType": 5126, "count": n, "type": "VEC3",
               "sparse": {"count": 4, "indices": {"bufferView": 1, "componentType": 5125}, "values": {"bufferView": 2}}}
     doc["accessors"] += [dict(target) for _ in range(32)]
@@ -324,11 +321,7 @@ def test_valid_sparse_morph_targets_are_never_an_error_however_many(tmp_path):
 
 def test_a_sparse_byte_offset_that_is_not_a_number_is_an_issue():
     doc, bin_data = triangle_doc(indices=None)
-    sparse_bytes = np.array([1], np.uint32).tobytes() + np.array([1, 2, 3], np.float32).tobytes()
-    doc["bufferViews"] += [{"buffer": 0, "byteOffset": len(bin_data), "byteLength": 4},
-                           {"buffer": 0, "byteOffset": len(bin_data) + 4, "byteLength": 12}]
-    bin_data = pad4(bin_data + sparse_bytes)
-    doc["buffers"][0]["byteLength"] = len(bin_data)
+    bin_data = with_sparse_views(doc, bin_data, np.array([1], np.uint32).tobytes(), np.array([1, 2, 3], np.float32).tobytes())
     doc["accessors"].append({"componentType": 5126, "count": 3, "type": "VEC3",
                              "sparse": {"count": 1, "indices": {"bufferView": 1, "componentType": 5125, "byteOffset": "x"},
                                         "values": {"bufferView": 2}}})
