@@ -21,7 +21,7 @@ stability = pytest.importorskip("meshforge_provider_stability")
 rest = pytest.importorskip("meshforge_provider_rest")
 
 FAST = {"poll_initial_s": 0.01, "poll_max_s": 0.05, "backoff_s": 0.01, "backoff_cap_s": 3.0, "request_timeout_s": 2.0,
-        "timeout_s": 20.0, "requests_per_s": 0.0}
+        "deadline_s": 20.0, "requests_per_s": 0.0}
 STEPS = {
     "meshy": (meshy, "meshy"),
     "tripo": (tripo, "tripo"),
@@ -194,7 +194,7 @@ def test_a_restart_polls_the_persisted_job_instead_of_paying_again(provider_serv
     store = SqliteJobStore(tmp_path / "jobs.sqlite")
     provider_server.task_seconds = 1.5
     with pytest.raises(InputError) as err:
-        generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)), store=store, timeout_s=0.3)
+        generate(meshy, provider_server, http_client, Inputs(id="sku", images=(photo,)), store=store, deadline_s=0.3)
     assert err.value.code == "generation.timeout"
     assert provider_server.submissions["meshy"] == 1
     # "the process restarts": a new store object on the same file

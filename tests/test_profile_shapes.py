@@ -95,3 +95,12 @@ def test_a_switch_three_profiles_down_drops_what_the_middle_one_set_for_the_old_
     assert provider.spec.name == "tripo.generate"
     middle = next(s for s in Engine(str(tmp_path / "middle.toml")).profile.chain if s.id == "provider")
     assert middle.spec.name == "meshy.generate" and middle.params.should_texture is False
+
+
+def test_a_provider_s_own_deadline_can_be_set_beside_the_engine_s_step_limit():
+    """The provider parameter was named timeout_s, the engine's reserved key: --set provider.timeout_s=5
+    set the engine's thread limit and the provider kept its 3600 s deadline."""
+    pytest.importorskip("meshforge_provider_meshy")
+    provider = next(s for s in Engine("image-to-glb", overrides=["provider.deadline_s=5", "provider.timeout_s=900"]).profile.chain
+                    if s.id == "provider")
+    assert provider.params.deadline_s == 5 and provider.timeout_s == 900

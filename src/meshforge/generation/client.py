@@ -368,7 +368,7 @@ class JobRunner(_ProviderWork):
             record = self.store.load(self.key)
             if record is None or record.get("state") != "prepared":
                 return record
-            if time.time() - float(record.get("updated_at", 0)) >= float(self.params.timeout_s):
+            if time.time() - float(record.get("updated_at", 0)) >= float(self.params.deadline_s):
                 return record  # its owner died with the submission unconfirmed: the caller says so
             self._sleep(min(interval, max(0.0, deadline - time.monotonic())))
             interval = min(float(self.params.poll_max_s), interval * 1.5)
@@ -377,11 +377,11 @@ class JobRunner(_ProviderWork):
 
     def _run(self, req: GenerationRequest) -> JobResult:
         started = time.monotonic()
-        deadline = started + float(self.params.timeout_s)
+        deadline = started + float(self.params.deadline_s)
         record = None if self.params.force else self.store.load(self.key)
         claim = getattr(self.store, "claim", None)
         if (record is not None and record.get("state") == "prepared" and not self.params.force and callable(claim)
-                and time.time() - float(record.get("updated_at", 0)) < float(self.params.timeout_s)):
+                and time.time() - float(record.get("updated_at", 0)) < float(self.params.deadline_s)):
             record = self._wait_for_other(deadline)
         if record is not None and record.get("state") in ("prepared", "unconfirmed") and not self.params.force:
             # A process wrote "prepared", then sent the submit request, and died before it could record
@@ -420,7 +420,7 @@ class JobRunner(_ProviderWork):
                 else:
                     fresh = {"key": self.key, "provider": self.provider.name, "attempt": self.attempt,
                              "submissions": prior_submissions, "state": "prepared", "updated_at": time.time()}
-                    if callable(claim) and not self.params.force and not claim(self.key, fresh, float(self.params.timeout_s)):
+                    if callable(claim) and not self.params.force and not claim(self.key, fresh, float(self.params.deadline_s)):
                         other = self._wait_for_other(deadline)  # another process got here first: follow its job
                         reused = self._reuse(other)
                         if reused is not None:
@@ -510,7 +510,7 @@ class JobRunner(_ProviderWork):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ProviderError(f"job {handle.job_id} still {record.get('state')} at the deadline "
-                                    f"({self.params.timeout_s:g} s); a later run resumes it", retryable=False,
+                                    f"({self.params.deadline_s:g} s); a later run resumes it", retryable=False,
                                     code="generation.timeout")
             step = interval if not self.params.webhook else min(interval, 0.5)
             self._sleep(min(left, step * random.uniform(0.8, 1.2)))

@@ -114,7 +114,7 @@ class ProviderParams:
 
     base_url: str = pfield("", "service base URL (point it at a proxy, a staging host or the local test server)")
     api_key_env: str = pfield("", "environment variable holding the API key (keys never go in profiles or reports)")
-    timeout_s: float = pfield(3600.0, "overall deadline for one job, submit to download (s)")
+    deadline_s: float = pfield(3600.0, "overall deadline for one job, submit to download (s)")
     request_timeout_s: float = pfield(60.0, "timeout of one HTTP request (s)")
     max_retries: int = pfield(5, "retries of one request on 429, 5xx and connection errors")
     backoff_s: float = pfield(1.0, "first retry delay (s), doubled per retry, with jitter")
