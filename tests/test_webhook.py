@@ -70,7 +70,7 @@ def test_a_signed_callback_finishes_the_waiting_job_without_polling(receiver, tm
     with ProviderServer(task_seconds=0.3, polls_to_finish=10**6) as server:  # polling alone would never finish
         monkeypatch.setenv("REST_API_KEY", server.keys["rest"])
         server.webhook = (url, SECRET)
-        out = run_rest(server, store, tmp_path, webhook=True, webhook_poll_s=3600.0, timeout_s=20.0)
+        out = run_rest(server, store, tmp_path, webhook=True, webhook_poll_s=3600.0, deadline_s=20.0)
         assert out.data[:4] == b"glTF"
         assert server.webhooks_sent == [204] and recv.accepted == 1
         assert server.count("rest", "poll") == 0 and server.submissions["rest"] == 1
@@ -82,7 +82,7 @@ def test_a_callback_with_a_bad_signature_is_refused_and_the_job_falls_back_to_po
         monkeypatch.setenv("REST_API_KEY", server.keys["rest"])
         server.webhook = (url, SECRET)
         server.webhook_bad_signature = True
-        out = run_rest(server, store, tmp_path, webhook=True, webhook_poll_s=1.0, timeout_s=20.0)
+        out = run_rest(server, store, tmp_path, webhook=True, webhook_poll_s=1.0, deadline_s=20.0)
         assert out.data[:4] == b"glTF"
         deadline = time.monotonic() + 5
         while not server.webhooks_sent and time.monotonic() < deadline:
@@ -106,7 +106,7 @@ def test_a_timed_out_webhook_job_reports_cleanly(receiver, tmp_path, monkeypatch
     with ProviderServer(task_seconds=30, polls_to_finish=10**6) as server:
         monkeypatch.setenv("REST_API_KEY", server.keys["rest"])
         with pytest.raises(InputError) as err:
-            run_rest(server, store, tmp_path, webhook=True, webhook_poll_s=3600.0, timeout_s=0.5)
+            run_rest(server, store, tmp_path, webhook=True, webhook_poll_s=3600.0, deadline_s=0.5)
         assert err.value.code == "generation.timeout"
 
 
