@@ -216,3 +216,20 @@ def test_report_command_can_write_elsewhere(run, tmp_path):
     assert (tmp_path / "site" / "rejected" / "shared.report.html").is_file()
     html = (tmp_path / "site" / "index.html").read_text()
     assert 'href="teapot.report.html"' in html and "no thumbnail" not in html
+
+
+def test_a_copied_run_folder_s_pages_link_its_own_files(run, tmp_path):
+    """cp -r RUN COPY && meshforge report COPY: the pages linked ../RUN/... (the recorded paths still
+    existed there) and broke once the original was deleted."""
+    import re
+    import shutil
+
+    out, _ = run
+    copy = tmp_path / "moved run"
+    shutil.copytree(out, copy)
+    result = CliRunner().invoke(main, ["report", str(copy)])
+    assert result.exit_code == 0, result.output
+    for page in [copy / "index.html", *copy.rglob("*.report.html")]:
+        for link in re.findall(r'(?:href|src)="([^"#:]+)"', page.read_text(encoding="utf-8")):
+            target = (page.parent / link).resolve()
+            assert copy.resolve() in target.parents, (page.name, link)

@@ -83,15 +83,15 @@ def page_name(report: Mapping[str, Any]) -> str:
 
 
 def _locate(path: str, roots: Iterable[Path]) -> Path | None:
-    """Find an output file: as recorded, else by name beside the report (the run folder may have moved)."""
+    """Find an output file: by name beside the report first, else as recorded. Beside the report
+    first: a copied run folder's pages otherwise linked the original folder's files (the recorded
+    path still exists there), and broke once it was deleted."""
     p = Path(path)
-    if p.is_file():
-        return p
     for root in roots:
         for candidate in (root / p.name, root / "rejected" / p.name):
             if candidate.is_file():
                 return candidate
-    return None
+    return p if p.is_file() else None
 
 
 def _data_url(path: Path, mime: str) -> str:
