@@ -79,9 +79,13 @@ def test_provider_failure_is_an_unusable_report_not_a_crash(provider_server, cor
     profile = {"name": "x", "chain": {"generate": ["provider"]},
                "steps": {"provider": {"uses": "meshy.generate", "base_url": provider_server.base("meshy"), "max_retries": 1,
                                       "poll_initial_s": 0.02, "backoff_s": 0.01}}}
-    report = Engine(profile, plugins=[meshy], entry_points=False).run(corpus / PHOTO, state=MemoryJobStore())
+    store = MemoryJobStore()
+    report = Engine(profile, plugins=[meshy], entry_points=False).run(corpus / PHOTO, state=store)
     assert str(report.status) == "unusable" and report.exit_code == 2
     assert [f.code for f in report.findings] == ["generation.bad_download"]
+    # the job the provider took (and may bill) is named in the report
+    job_ids = {json.loads(raw).get("job_id") for raw in store._data.values()} - {None}
+    assert len(job_ids) == 1 and f"provider job {job_ids.pop()}" in report.findings[0].message
 
 
 def test_provider_distributions_register_through_entry_points():

@@ -112,7 +112,10 @@ def run_provider(provider: Provider, inputs: Inputs, params: Any, ctx: StepConte
     try:
         result = runner.run(req)
     except ProviderError as exc:
-        raise InputError(inputs.display_name, f"{provider.name}: {exc.message}", code=exc.code) from None
+        # a job the provider took (and may have billed) is named, so the report says which one to look up
+        record = store.load(key) or {}
+        job = f" (provider job {record['job_id']}, {record.get('state')})" if record.get("job_id") else ""
+        raise InputError(inputs.display_name, f"{provider.name}: {exc.message}{job}", code=exc.code) from None
     return Generated(data=result.data, filename=f"{inputs.id}.{result.format}",
                      provenance={**result.provenance, "input_fingerprint": fp})
 
