@@ -167,3 +167,20 @@ def test_box_with_infinites_exports_no_file_and_reports_why(corpus, tmp_path):
     assert not [p for p in tmp_path.rglob("*") if p.suffix in (".stl", ".3mf")], report.outputs
     failed = [f for f in report.findings if f.code == "engine.step_failed"]
     assert {f.step for f in failed} == {"stl", "3mf"} and all("NaN or infinite" in f.message for f in failed), failed
+
+
+def test_the_same_part_gives_the_same_3mf_bytes(tmp_path):
+    """trimesh writes random p:UUIDs: a resumed batch's 3MFs differed from an uninterrupted run's."""
+    import re
+    import zipfile
+
+    from meshforge import Engine, testing
+
+    part = tmp_path / "cube.stl"
+    part.write_bytes(testing.cube(20.0).export(file_type="stl"))
+    engine = Engine("fdm-print-stl", entry_points=False)
+    first, second = (engine.run(part, out_dir=tmp_path / name) for name in ("a", "b"))
+    a, b = (tmp_path / name / "cube.3mf" for name in ("a", "b"))
+    assert first.status == second.status and a.read_bytes() == b.read_bytes()
+    uuids = re.findall(rb'UUID="([^"]+)"', zipfile.ZipFile(a).read("3D/3dmodel.model"))
+    assert len(uuids) >= 2 and len(set(uuids)) == len(uuids)

@@ -190,12 +190,34 @@ def write_3mf(view: AssetView, params: NoParams, ctx: StepContext) -> list[Path]
         raise ValueError("every triangle repeats a vertex once coincident vertices are merged; no file written")
     if len(faces) < n_faces:
         ctx.log.info("%s: left out %d triangle(s) that repeat a vertex", path.name, n_faces - len(faces))
-    data = trimesh.exchange.threemf.export_3MF(trimesh.Trimesh(vertices, faces, process=False))
+    data = _stable_uuids(trimesh.exchange.threemf.export_3MF(trimesh.Trimesh(vertices, faces, process=False)))
     problems = check_3mf(data)
     if problems:
         raise ValueError(f"3MF writer produced an invalid package: {'; '.join(problems)}")
     path.write_bytes(data)
     return [path]
+
+
+def _stable_uuids(data: bytes) -> bytes:
+    """The package with trimesh's random ``p:UUID`` values replaced by ones derived from the model
+    itself, so the same part gives the same bytes (a resumed batch, a cache, a diff): the STL was
+    reproducible, the 3MF was not. Still unique per element, as the production extension asks."""
+    import hashlib
+    import re
+    import uuid
+
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename.endswith(".model"):
+                seed = hashlib.sha256(re.sub(rb'UUID="[^"]*"', b"", body)).hexdigest()
+                counter = iter(range(1 << 30))
+                body = re.sub(rb'UUID="[^"]*"',
+                              lambda _m: f'UUID="{uuid.uuid5(uuid.NAMESPACE_OID, f"{seed}:{next(counter)}")}"'.encode(), body)
+            dst.writestr(info, body, compress_type=info.compress_type)  # same name, date (1980) and method
+    return out.getvalue()
 
 
 @hookimpl
