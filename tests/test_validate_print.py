@@ -689,7 +689,7 @@ def test_hash_weld_groups_like_the_lexsort(monkeypatch):
     v[5] = np.nan
     ids, count = topo_mod.weld(v)
     finite = np.isfinite(v).all(axis=1)
-    ref, ref_count = topo_mod._group_rows(v[finite] + 0.0)
+    ref, ref_count = topo_mod.group_rows(v[finite] + 0.0)
     assert count == ref_count and (ids[~finite] == -1).all()
     assert len(set(zip(ids[finite].tolist(), ref.tolist(), strict=True))) == count  # same partition
     # an already welded mesh keeps its numbering

@@ -52,7 +52,7 @@ def edge_counts(faces: np.ndarray) -> tuple[int, int]:
     return int((counts == 1).sum()), int((counts > 2).sum())
 
 
-def _compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Drop vertices no face references; returns (vertices, faces, removed)."""
     used = np.zeros(len(vertices), dtype=bool)
     used[faces.ravel()] = True
@@ -63,40 +63,32 @@ def _compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def weld_exact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Merge vertices with bit-identical positions; returns (vertices, faces, merged)."""
+    """Merge vertices with bit-identical positions (-0.0 is 0.0), keeping the original vertex order;
+    returns (vertices, faces, merged)."""
     if len(vertices) == 0:
         return vertices, faces, 0
-    unique, first, inverse = np.unique(vertices, axis=0, return_index=True, return_inverse=True)
-    merged = len(vertices) - len(unique)
+    labels, first = _groups(np.asarray(vertices))
+    merged = len(vertices) - len(first)
     if merged == 0:
         return vertices, faces, 0
-    order = np.argsort(first)  # keep the original vertex order (stable output)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return vertices[np.sort(first)], rank[inverse.ravel()][faces], merged
+    return vertices[first], labels[faces], merged
 
 
 def _groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(group of each row, first row of each group) for equal rows (-0.0 equals 0.0, NaN equals nothing).
 
     Groups are numbered in order of first appearance, so a mesh with nothing to merge keeps its
-    vertex order. One stable lexsort: a group's first member is also its first in sorted order.
+    vertex order (``topology.group_rows`` numbers them in sorted order).
     """
-    n = len(rows)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    order = np.lexsort(rows.T[::-1])
-    ordered = rows[order]
-    new = np.empty(n, dtype=bool)
-    new[0] = True
-    np.any(ordered[1:] != ordered[:-1], axis=1, out=new[1:])
-    first = order[new]
+    from meshforge.ops.topology import group_rows
+
+    labels, count = group_rows(rows)
+    first = np.empty(count, dtype=np.int64)
+    first[labels[::-1]] = np.arange(len(rows) - 1, -1, -1)  # the last write per group is its smallest row
     by_appearance = np.argsort(first)
-    rank = np.empty_like(by_appearance)
-    rank[by_appearance] = np.arange(len(by_appearance))
-    labels = np.empty(n, dtype=np.int64)
-    labels[order] = rank[np.cumsum(new) - 1]
-    return labels, first[by_appearance]
+    rank = np.empty(count, dtype=np.int64)
+    rank[by_appearance] = np.arange(count)
+    return rank[labels], first[by_appearance]
 
 
 def clean_plan(vertices: np.ndarray, faces: np.ndarray, *, split: np.ndarray | None = None,
@@ -250,7 +242,7 @@ def weld(mesh: Any, *, passes: int = 2, growth: float = 1e-4, max_tolerance_frac
     if stats["nearby_merged"]:
         _, keep = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
         faces = faces[np.sort(keep)]
-    vertices, faces, _ = _compact(vertices, faces)
+    vertices, faces, _ = compact(vertices, faces)
     stats["open_edges_after"], stats["non_manifold_edges_after"] = edge_counts(faces)
     stats["faces_removed"] = len(mesh.faces) - len(faces)
     changed = exact or stats["nearby_merged"] or len(faces) != len(mesh.faces)
@@ -347,5 +339,5 @@ def remove_debris(mesh: Any, *, max_fraction: float = 0.001) -> tuple[Any, Stats
     stats["shells_removed"] = int(small.sum())
     stats["faces_removed"] = int((~keep).sum())
     stats["removed_fraction"] = float(size[small].sum() / size.sum())
-    new_vertices, new_faces, _ = _compact(vertices, faces[keep])
+    new_vertices, new_faces, _ = compact(vertices, faces[keep])
     return make(new_vertices, new_faces), stats

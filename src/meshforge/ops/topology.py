@@ -74,11 +74,11 @@ def weld(vertices: np.ndarray, tolerance: float = 0.0) -> tuple[np.ndarray, int]
         return ids, 0
     fv = v if all_finite else v[finite]
     if tolerance > 0:
-        rep, count = _group_rows(np.round(fv / tolerance).astype(np.int64))
+        rep, count = group_rows(np.round(fv / tolerance).astype(np.int64))
         # representative position of each group (first member), regrouped on an offset grid
         first = np.zeros(count, dtype=np.int64)
         first[rep[::-1]] = np.arange(len(rep))[::-1]
-        rep2, count = _group_rows(np.round(fv[first] / tolerance + 0.5).astype(np.int64))
+        rep2, count = group_rows(np.round(fv[first] / tolerance + 0.5).astype(np.int64))
         rep = rep2[rep]
     else:
         rep, count = _exact_groups(fv)
@@ -116,7 +116,7 @@ def _exact_groups(fv: np.ndarray) -> tuple[np.ndarray, int]:
         return np.arange(len(fv), dtype=np.int64), len(fv)
     pos = np.flatnonzero(same)
     if (bits[order[pos]] != bits[order[pos + 1]]).any():  # a hash collision: exact lexsort
-        return _group_rows(fv + 0.0)
+        return group_rows(fv + 0.0)
     new = np.empty(len(h), dtype=bool)
     new[0] = True
     np.logical_not(same, out=new[1:])
@@ -125,7 +125,7 @@ def _exact_groups(fv: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, int(new.sum())
 
 
-def _group_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
+def group_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
     """Group equal rows: (label per row, number of groups). One lexsort, no np.unique(axis=0)."""
     if len(rows) == 0:
         return np.zeros(0, dtype=np.int64), 0

@@ -117,7 +117,7 @@ def write_stl(view: AssetView, params: NoParams, ctx: StepContext) -> list[Path]
     return [path]
 
 
-def weld_exact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def weld_for_3mf(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Merge vertices with equal coordinates, drop triangles that then repeat a vertex, keep used vertices.
 
     3MF is indexed: a consumer connects triangles by vertex index, never by position, so seams left
@@ -125,19 +125,12 @@ def weld_exact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.
     only: welding within a tolerance changes geometry and is a repair step's job. The 3MF core
     spec (4.1.4.1) requires v1, v2 and v3 distinct, so collapsed triangles (no area) go.
     """
-    # lexsort + neighbour compare: exact like np.unique(axis=0) but 2.7x faster on 0.6-4M rows
-    order = np.lexsort((vertices[:, 2], vertices[:, 1], vertices[:, 0]))
-    ranked = vertices[order]
-    starts = np.ones(len(ranked), dtype=bool)
-    starts[1:] = ~_coincide(ranked[1:], ranked[:-1])
-    group = np.empty(len(order), dtype=np.int64)
-    group[order] = np.cumsum(starts) - 1
-    faces = group[faces]
+    from meshforge.ops.repair import compact, weld_exact
+
+    vertices, faces, _ = weld_exact(vertices, faces)
     faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
-    used = np.zeros(int(starts.sum()), dtype=bool)
-    used[faces] = True
-    remap = np.cumsum(used) - 1
-    return ranked[starts][used], remap[faces]
+    vertices, faces, _ = compact(vertices, faces)
+    return vertices, faces
 
 
 def check_3mf(data: bytes) -> list[str]:
@@ -185,7 +178,7 @@ def write_3mf(view: AssetView, params: NoParams, ctx: StepContext) -> list[Path]
     path = _target(view, ctx, ".3mf")
     vertices, faces = mesh_in_mm(view)
     n_faces = len(faces)
-    vertices, faces = weld_exact(vertices, faces)
+    vertices, faces = weld_for_3mf(vertices, faces)
     if not len(faces):
         raise ValueError("every triangle repeats a vertex once coincident vertices are merged; no file written")
     if len(faces) < n_faces:
