@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
@@ -133,29 +133,28 @@ class Engine:
                 self._own_http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False)
             return self._own_http
 
-    def _notify(self, hook: str, **kwargs: Any) -> None:
-        """Call an observer hook's implementations one by one (see hookspecs: observers never steer)."""
+    def _isolated_calls(self, hook: str, **kwargs: Any) -> Iterator[Any]:
+        """Each plain implementation of ``hook`` called on its own, in pluggy's order, with the
+        arguments it names (pluggy lets an implementation take some of them): one that raises is
+        logged and skipped, so a broken plugin costs only its own answer (see hookspecs)."""
         for impl in reversed(getattr(self._registry.pm.hook, hook).get_hookimpls()):
             if impl.hookwrapper or impl.wrapper:
                 continue
             try:
-                impl.function(*[kwargs[name] for name in impl.argnames])  # pluggy lets an impl take some of the arguments
+                yield impl.function(*[kwargs[name] for name in impl.argnames])
             except Exception:
-                log.warning("plugin %r: %s raised; ignored", impl.plugin_name, hook, exc_info=True)
+                log.warning("plugin %r: %s raised; skipped", impl.plugin_name, hook, exc_info=True)
+
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        """Call an observer hook (observers never steer: every implementation runs)."""
+        for _ in self._isolated_calls(hook, **kwargs):
+            pass
 
     def detect_format(self, head: bytes, filename: str | None) -> str | None:
-        """The first format a plugin recognises, in pluggy's call order. A sniffer that raises is
-        skipped (and logged): one broken plugin must not make every file unreadable for everyone."""
-        for impl in reversed(self._registry.pm.hook.meshforge_detect_format.get_hookimpls()):
-            given = {"head": head, "filename": filename}
-            try:
-                fmt = impl.function(*[given[name] for name in impl.argnames])
-            except Exception:
-                log.warning("plugin %r: meshforge_detect_format raised; skipped", impl.plugin_name, exc_info=True)
-                continue
-            if fmt is not None:
-                return fmt
-        return None
+        """The first format a plugin recognises, in pluggy's call order; one whose sniffer raises
+        must not make every file unreadable for everyone."""
+        answers = self._isolated_calls("meshforge_detect_format", head=head, filename=filename)
+        return next((fmt for fmt in answers if fmt is not None), None)
 
     def load(self, generated: Generated, limits: Any) -> tuple[Loaded, SourceFile | None]:
         """Turn what a generate step produced into a scene: sniff the format, read it once."""
@@ -224,12 +223,6 @@ def _peek(path: Path) -> bytes:
             return fh.read(4096)
     except OSError:
         return b""  # the import step reports the real problem with the file
-
-
-def _is_scene(obj: Any) -> bool:
-    import trimesh
-
-    return isinstance(obj, (trimesh.Scene, trimesh.Trimesh))
 
 
 def _as_scene(obj: Any) -> trimesh.Scene:
@@ -473,17 +466,18 @@ class _Run:
                 continue
             if not isinstance(result, RepairResult):
                 result = RepairResult.unchanged(f"returned {type(result).__name__}, not RepairResult (ignored)")
-            elif result.scene is not None and not _is_scene(result.scene):
-                record = replace(record, outcome="failed", note=f"returned a RepairResult whose scene is a {type(result.scene).__name__}, "
-                                 "not a trimesh Scene or Trimesh")
+            try:
+                scene = None if result.scene is None else _as_scene(result.scene)
+            except TypeError as exc:  # the step's mistake: its failure, not the run's
+                record = replace(record, outcome="failed", note=f"returned a RepairResult whose scene is wrong ({exc})")
                 asset.findings.append(self._step_failure(step, record))
                 self.records.append(replace(record, before=before))
                 continue
             if result.units is not None:
                 asset.units = result.units
             after = None
-            if result.scene is not None:
-                asset.replace_scene(_as_scene(result.scene))
+            if scene is not None:
+                asset.replace_scene(scene)
                 after = measure(asset.scene, asset.units, asset.derived)
                 changed = True
             elif result.units is not None:

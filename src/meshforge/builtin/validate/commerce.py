@@ -178,12 +178,11 @@ def check_budgets(view: AssetView, params: BudgetsParams, ctx: StepContext) -> I
         # step's own compression (the writer reuses these bytes), not the input file. Judging the
         # input let a repaired DamagedHelmet go out at 8.3 MB with no finding.
         from meshforge.io.gltf_write import asset_glb
-        from meshforge.ops.units import window_of
 
         glb = ctx.params_of("glb")
         try:
             data = asset_glb(view, compression=glb.compression if glb else "none", jpeg_quality=glb.jpeg_quality if glb else 90,
-                             window=window_of(ctx))
+                             window=units_ops.window_of(ctx))
         except ValueError as exc:  # nothing writable (no finite triangles): the geometry checks say why
             ctx.log.info("GLB size not measured: %s", exc)
             data = None
