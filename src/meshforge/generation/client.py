@@ -11,7 +11,10 @@ Everything a provider adapter would otherwise repeat lives here, once:
 * **per-provider concurrency and request-rate limits** shared by every run in the process
   (jobs in flight hold a slot from submit to download);
 * **persistence**: the job id is saved in the :class:`~meshforge.generation.store.JobStore` the
-  moment submit returns; a later run with the same key polls that job instead of submitting;
+  moment submit returns; a later run with the same key polls that job instead of submitting. While
+  it submits, the record says whether a request may be in flight (``in_flight``) and which process
+  owns it (``owner``): a run stopped or killed while it only waited (a ``Retry-After``, the pacing)
+  sent nothing, and a rerun submits again instead of reporting an unconfirmed submission;
 * **downloads** with a size cap and format sniffing: HTML, an empty body or a truncated GLB is a
   failed (retried) attempt, never a crash; the API key is sent only to the provider's own origin,
   never to a pre-signed download host.
@@ -24,6 +27,7 @@ import hashlib
 import logging
 import os
 import random
+import socket
 import struct
 import threading
 import time
@@ -155,8 +159,12 @@ class Api(_ProviderWork):
     """HTTP for one job against one provider: auth, timeouts, retries, pacing. Keys never leave here."""
 
     def __init__(self, http: httpx.Client, provider: Provider, params: Any, *, limiter: Limiter, deadline: float,
-                 key: str | None, logger: logging.Logger | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 key: str | None, logger: logging.Logger | None = None, sleep: Callable[[float], None] = time.sleep,
+                 sending: Callable[[bool], None] | None = None) -> None:
         super().__init__(provider, params, http, logger, sleep)
+        # Told True just before a submit request goes out, False once an answer (or a refused
+        # connection) proves the provider did not act on it: the job record keeps the difference.
+        self.sending = sending
         self.limiter = limiter
         self.deadline = deadline
         self._key = key
@@ -213,9 +221,14 @@ class Api(_ProviderWork):
                 raise ProviderError("the job's deadline passed", retryable=False, code="generation.timeout")
             self.limiter.pace()
             self.stats.requests += 1
+            submit = phase == "submit" and self.sending is not None
+            if submit:
+                self.sending(True)
             try:
                 response = self.http.request(method, url, headers=self._headers(url, headers), timeout=self._timeout(), **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                if submit:
+                    self.sending(False)  # never reached the provider
                 last = ProviderError(f"cannot connect ({type(exc).__name__})", retryable=True)
                 continue
             except httpx.TransportError as exc:  # read timeout, dropped connection: the request may have been acted on
@@ -227,6 +240,8 @@ class Api(_ProviderWork):
                         retryable=False, code="generation.unavailable") from None
                 continue
             if response.status_code >= 400:
+                if submit:
+                    self.sending(False)  # an error answer: the provider did not take the job
                 body = _body(response)
                 err = self.provider.error_from(response.status_code, body)
                 err.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
@@ -366,7 +381,7 @@ class JobRunner(_ProviderWork):
         interval = float(self.params.poll_initial_s)
         while time.monotonic() < deadline:
             record = self.store.load(self.key)
-            if record is None or record.get("state") != "prepared":
+            if record is None or record.get("state") != "prepared" or owner_gone(record):
                 return record
             if time.time() - float(record.get("updated_at", 0)) >= float(self.params.deadline_s):
                 return record  # its owner died with the submission unconfirmed: the caller says so
@@ -381,17 +396,10 @@ class JobRunner(_ProviderWork):
         record = None if self.params.force else self.store.load(self.key)
         claim = getattr(self.store, "claim", None)
         if (record is not None and record.get("state") == "prepared" and not self.params.force and callable(claim)
-                and time.time() - float(record.get("updated_at", 0)) < float(self.params.deadline_s)):
+                and time.time() - float(record.get("updated_at", 0)) < float(self.params.deadline_s)
+                and not owner_gone(record)):
             record = self._wait_for_other(deadline)
-        if record is not None and record.get("state") in ("prepared", "unconfirmed") and not self.params.force:
-            # A process wrote "prepared", then sent the submit request, and died before it could record
-            # the job id. The provider may have accepted (and billed) it: no provider documents an
-            # idempotency key, so submitting again could pay twice. Say so and let a person decide.
-            raise ProviderError(
-                f"a submission for this job was started at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(float(record.get('updated_at', 0))))}"
-                " by a run that stopped before the provider's answer was recorded; it may have been accepted and billed. "
-                "Not submitted again: check the provider's dashboard, then rerun with force = true to submit anew",
-                retryable=False, code="generation.unconfirmed_submission")
+        record = self._settle(record)
         reused = self._reuse(record)
         if reused is not None:
             return reused
@@ -419,9 +427,10 @@ class JobRunner(_ProviderWork):
                     resume = None
                 else:
                     fresh = {"key": self.key, "provider": self.provider.name, "attempt": self.attempt,
-                             "submissions": prior_submissions, "state": "prepared", "updated_at": time.time()}
+                             "submissions": prior_submissions, "state": "prepared", "in_flight": False,
+                             "owner": _OWNER, "updated_at": time.time()}
                     if callable(claim) and not self.params.force and not claim(self.key, fresh, float(self.params.deadline_s)):
-                        other = self._wait_for_other(deadline)  # another process got here first: follow its job
+                        other = self._settle(self._wait_for_other(deadline))  # another process got here first: follow its job
                         reused = self._reuse(other)
                         if reused is not None:
                             return reused
@@ -452,6 +461,26 @@ class JobRunner(_ProviderWork):
 
     # --- steps of the state machine --------------------------------------------------------------
 
+    def _settle(self, record: dict[str, Any] | None) -> dict[str, Any] | None:
+        """What an earlier run's unfinished submission means before this run may submit.
+
+        Stopped while it only waited (a ``Retry-After``, the pacing): nothing was sent, so it is
+        marked ``stopped`` and submitted again. Stopped with a request in flight, or with its answer
+        lost: the provider may have accepted (and billed) it, and no provider documents an
+        idempotency key, so submitting again could pay twice. That is said, for a person to decide.
+        """
+        if record is None or self.params.force:
+            return record
+        if record.get("state") == "prepared" and record.get("in_flight") is False and owner_gone(record):
+            record = self._save(record, state="stopped", error="stopped before its submit request was sent")
+        if record.get("state") in ("prepared", "unconfirmed"):
+            raise ProviderError(
+                f"a submission for this job was started at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(float(record.get('updated_at', 0))))}"
+                " by a run that stopped before the provider's answer was recorded; it may have been accepted and billed. "
+                "Not submitted again: check the provider's dashboard, then rerun with force = true to submit anew",
+                retryable=False, code="generation.unconfirmed_submission")
+        return record
+
     def _reuse(self, record: dict[str, Any] | None) -> JobResult | None:
         if not record or record.get("state") != "downloaded" or not record.get("path"):
             return None
@@ -468,22 +497,32 @@ class JobRunner(_ProviderWork):
 
     def _submit(self, req: GenerationRequest, api: Api, record: dict[str, Any]) -> tuple[JobHandle, JobStatus | None]:
         api.stats.submissions += 1
+        # Each submit request is recorded as in flight before it is sent, and as answered once an
+        # error answer proves the provider did not act: a kill at any instant leaves the truth on disk.
+        api.sending = lambda flag: self._save(record, in_flight=flag)
         try:
             result = self.provider.submit(req, api)
         except ProviderError as exc:
-            # An answer (4xx: bad key, bad input, quota; 5xx after the retries) means nothing was
-            # accepted: a later run may submit again. No answer (a dropped connection, a timeout after
-            # sending) means it may have been accepted and billed: "unconfirmed", never resent by itself.
-            self._save(record, state="failed" if exc.status is not None else "unconfirmed", error=exc.message)
+            # An answer (4xx: bad key, bad input, quota; 5xx after the retries) or a connection that was
+            # never made means nothing was accepted: a later run may submit again. A request that went out
+            # unanswered (a dropped connection, a timeout after sending, a body that is not an answer)
+            # may have been accepted and billed: "unconfirmed", never resent by itself.
+            self._save(record, state="unconfirmed" if record.get("in_flight", True) else "failed", error=exc.message)
             raise
+        except BaseException:  # Ctrl-C, a SIGTERM turned into an exception
+            if record.get("in_flight") is False:
+                self._save(record, state="stopped", error="stopped before its submit request was sent")
+            raise  # in flight: "prepared" stays, and a rerun reports the unconfirmed submission
+        finally:
+            api.sending = None
         submissions = int(record.get("submissions", 0)) + 1
         if isinstance(result, JobStatus):  # synchronous provider: the answer is the model
             self._save(record, state="succeeded" if result.state in ("succeeded", "downloaded") else result.state,
-                       job_id=None, submissions=submissions, submitted_at=time.time())
+                       job_id=None, submissions=submissions, submitted_at=time.time(), in_flight=False)
             return JobHandle(provider=self.provider.name, job_id=""), result
         # Persist before anything else can go wrong: a restart now polls instead of paying again.
         self._save(record, state="submitted", job_id=result.job_id, extra=dict(result.extra), submissions=submissions,
-                   submitted_at=time.time())
+                   submitted_at=time.time(), in_flight=False)
         self.log.info("%s: submitted job %s", self.provider.name, result.job_id)
         return result, None
 
@@ -553,6 +592,41 @@ class JobRunner(_ProviderWork):
             out.update(requests=api.stats.requests, retries=api.stats.retries, polls=api.stats.polls,
                        seconds=round(seconds, 3))
         return out
+
+
+def _boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
+# Which process wrote a "prepared" record: a rerun on the same machine can tell that it has died.
+_OWNER: dict[str, Any] = {"host": socket.gethostname(), "boot": _boot_id(), "pid": os.getpid()}
+
+
+def owner_gone(record: dict[str, Any]) -> bool:
+    """True when the process that owns ``record``'s submission is known to have ended.
+
+    Only a process on this machine can be known dead; one elsewhere (a shared store) is taken as
+    alive. The caller holds this key's lock, so a record this process wrote belongs to a run that
+    is over. A reused pid reads as alive: that errs towards waiting, never towards paying twice.
+    """
+    owner = record.get("owner")
+    if not isinstance(owner, dict) or owner.get("host") != _OWNER["host"] or not isinstance(owner.get("pid"), int):
+        return False
+    if owner.get("boot") and _OWNER["boot"] and owner["boot"] != _OWNER["boot"]:
+        return True  # written before this machine restarted
+    if owner["pid"] == os.getpid():
+        return True
+    try:
+        os.kill(owner["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's): alive
+        return False
+    return False
 
 
 def status_from_record(record: dict[str, Any] | None) -> JobStatus | None:

@@ -10,6 +10,7 @@ Generic states (``JobState``)::
     prepared -> submitted -> queued -> running -> succeeded -> downloaded
                                   \\-> failed | canceled | expired
     synchronous providers (Stability): prepared -> downloaded in one call
+    prepared -> stopped: the run ended before its submit request was sent (a rerun submits)
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from meshforge.params import field as pfield
 if TYPE_CHECKING:
     from meshforge.generation.client import Api
 
-JobState = Literal["prepared", "submitted", "queued", "running", "succeeded", "downloaded", "failed", "canceled", "expired"]
+JobState = Literal["prepared", "submitted", "queued", "running", "succeeded", "downloaded", "failed", "canceled", "expired",
+                   "stopped"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled", "expired"})
 
 

@@ -93,7 +93,7 @@ class SqliteJobStore:
         """Atomically write ``record`` unless another process is already submitting this key.
 
         True when the caller may submit: no record, a finished-without-result one (failed, canceled,
-        expired), or a ``prepared`` one older than ``stale_s`` (its owner died before submitting).
+        expired, or stopped before its submit was sent), or a ``prepared`` one older than ``stale_s``.
         """
         db = self._connect()
         db.execute("BEGIN IMMEDIATE")
@@ -101,7 +101,7 @@ class SqliteJobStore:
             row = db.execute("SELECT record, updated FROM jobs WHERE key = ?", (key,)).fetchone()
             if row is not None:
                 state = json.loads(row[0]).get("state")
-                if state not in ("failed", "canceled", "expired") and not (state == "prepared" and row[1] < time.time() - stale_s):
+                if state not in ("failed", "canceled", "expired", "stopped") and not (state == "prepared" and row[1] < time.time() - stale_s):
                     db.execute("ROLLBACK")
                     return False
             db.execute(
