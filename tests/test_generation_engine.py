@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -85,7 +86,54 @@ def test_provider_failure_is_an_unusable_report_not_a_crash(provider_server, cor
     assert [f.code for f in report.findings] == ["generation.bad_download"]
     # the job the provider took (and may bill) is named in the report
     job_ids = {json.loads(raw).get("job_id") for raw in store._data.values()} - {None}
-    assert len(job_ids) == 1 and f"provider job {job_ids.pop()}" in report.findings[0].message
+    assert len(job_ids) == 1 and f"provider job {(job_id := job_ids.pop())}" in report.findings[0].message
+    # ...and in its attempts, as a report's reader (a cost reconciliation) looks for it
+    (attempt,) = report.attempts
+    assert attempt["status"] == "unusable" and attempt["errors"] == ["generation.bad_download"]
+    assert attempt["provenance"]["job_id"] == job_id and attempt["provenance"]["provider"] == "meshy"
+    assert attempt["provenance"]["submissions"] == 1
+
+
+def test_a_regeneration_that_fails_is_an_attempt_of_the_report(provider_server, corpus):
+    class FlakyThenFailing(Flaky):
+        """Rejects attempt 1 and has the provider fail the next task: attempt 2's job fails."""
+
+        @meshforge.hookimpl
+        def meshforge_validate_steps(self):
+            def check(view, params, ctx):
+                if ctx.attempt == 1:
+                    provider_server.fail_next_task("meshy")
+                    yield ctx.finding("test.ugly", Severity.ERROR, "first attempt looks wrong")
+
+            return [ValidateStep(name="test.flaky", summary="fails attempt 1", codes=("test.ugly",), check=check)]
+
+    profile = {
+        "name": "regen",
+        "chain": {"generate": ["provider"], "validate": ["flaky"]},
+        "steps": {"provider": {"uses": "meshy.generate", "base_url": provider_server.base("meshy"), "poll_initial_s": 0.02,
+                               "backoff_s": 0.01, "requests_per_s": 0.0},
+                  "flaky": {"uses": "test.flaky"}},
+        "run": {"regenerate_attempts": 2, "regenerate_on": ["test.ugly"]},
+    }
+    report = Engine(profile, plugins=[meshy, FlakyThenFailing()], entry_points=False).run(corpus / PHOTO, state=MemoryJobStore())
+    assert str(report.status) == "unusable"
+    assert [(a["attempt"], a["status"]) for a in report.attempts] == [(1, "fail"), (2, "unusable")]
+    failed = report.attempts[1]
+    assert failed["errors"] == ["generation.failed"] and failed["provenance"]["job_id"] in provider_server.tasks
+    assert failed["provenance"]["job_id"] != report.attempts[0]["provenance"]["job_id"]
+
+
+def test_a_generated_model_that_cannot_be_read_keeps_its_job_in_the_report(provider_server, corpus):
+    body = b'{"asset": 5}    '  # a well-framed GLB whose JSON is not a glTF document
+    provider_server.model = b"glTF" + struct.pack("<III", 2, 20 + len(body), len(body)) + b"JSON" + body
+    profile = {"name": "x", "chain": {"generate": ["provider"]},
+               "steps": {"provider": {"uses": "meshy.generate", "base_url": provider_server.base("meshy"),
+                                      "poll_initial_s": 0.02, "backoff_s": 0.01, "requests_per_s": 0.0}}}
+    report = Engine(profile, plugins=[meshy], entry_points=False).run(corpus / PHOTO, state=MemoryJobStore())
+    assert str(report.status) == "unusable"
+    (attempt,) = report.attempts
+    assert attempt["status"] == "unusable" and attempt["errors"] == [report.findings[0].code]
+    assert attempt["provenance"]["job_id"] in provider_server.tasks and attempt["provenance"]["cost"]["amount"] == 30
 
 
 def test_provider_distributions_register_through_entry_points():

@@ -400,6 +400,11 @@ class _Run:
             "provenance": provenance,
         }
 
+    def _attempt_failed(self, error: InputError, provenance: Mapping[str, Any]) -> None:
+        """An attempt whose generation gave no usable model is an attempt too (its job may be billed)."""
+        self.attempts.append({"attempt": self.attempt, "status": str(Status.UNUSABLE), "errors": [error.code],
+                              "provenance": dict(provenance)})
+
     # --- stages -------------------------------------------------------------------------------
 
     def _preprocess(self, inputs: Inputs) -> Inputs:
@@ -421,6 +426,7 @@ class _Run:
             if record.error is not None:
                 if isinstance(record.error, InputError):
                     self.records.append(record)
+                    self._attempt_failed(record.error, getattr(record.error, "provenance", {}))
                     raise record.error
                 failures.append(f"{step.id}: {record.note}")
             if generated is None:
@@ -429,7 +435,12 @@ class _Run:
                 continue
             if not isinstance(generated, Generated):
                 raise InputError(inputs.display_name, f"generate step {step.id!r} returned {type(generated).__name__}, not Generated")
-            loaded, source = self.engine.load(generated, self.profile.limits)
+            try:
+                loaded, source = self.engine.load(generated, self.profile.limits)
+            except InputError as exc:  # a paid-for model that cannot be read: the report still names its job
+                self.records.append(record)
+                self._attempt_failed(exc, generated.provenance)
+                raise
             units = loaded.units
             if units.length is None and self.profile.run.assume_units:
                 units = Units(length=self.profile.run.assume_units, up=units.up)

@@ -7,7 +7,8 @@ anything else reaching the CLI is a bug and is reported as such (traceback only 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class MeshforgeError(Exception):
@@ -26,6 +27,15 @@ class InputError(MeshforgeError):
         super().__init__(str(path) if path is not None else "<input>", reason)
         self.path = path
         self.code = code
+
+
+class GenerationError(InputError):
+    """A generation job that gave no usable model, with what is known of it (``provenance``: the
+    provider, job id and key, its state, submissions), so the report's attempts name the job."""
+
+    def __init__(self, path: object, reason: str, *, code: str, provenance: Mapping[str, Any]) -> None:
+        super().__init__(path, reason, code=code)
+        self.provenance = dict(provenance)
 
 
 class ProfileError(MeshforgeError):

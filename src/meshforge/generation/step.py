@@ -22,7 +22,7 @@ from typing import Any
 
 from meshforge.asset import Inputs
 from meshforge.context import StepContext
-from meshforge.errors import InputError
+from meshforge.errors import GenerationError, InputError
 from meshforge.generation.fingerprint import bytes_digest, input_fingerprint, job_key
 from meshforge.generation.providers import (
     GenerationRequest,
@@ -115,7 +115,11 @@ def run_provider(provider: Provider, inputs: Inputs, params: Any, ctx: StepConte
         # a job the provider took (and may have billed) is named, so the report says which one to look up
         record = store.load(key) or {}
         job = f" (provider job {record['job_id']}, {record.get('state')})" if record.get("job_id") else ""
-        raise InputError(inputs.display_name, f"{provider.name}: {exc.message}{job}", code=exc.code) from None
+        provenance = {"provider": provider.name, "job_id": record.get("job_id"), "job_key": key, "attempt": ctx.attempt,
+                      "provider_state": record.get("raw_state") or record.get("state"),
+                      "submissions": int(record.get("submissions", 0)), "input_fingerprint": fp}
+        raise GenerationError(inputs.display_name, f"{provider.name}: {exc.message}{job}", code=exc.code,
+                              provenance=provenance) from None
     return Generated(data=result.data, filename=f"{inputs.id}.{result.format}",
                      provenance={**result.provenance, "input_fingerprint": fp})
 
