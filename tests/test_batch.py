@@ -555,3 +555,42 @@ def test_a_script_starting_a_batch_without_a_main_guard_is_told_how_to_fix_it(tm
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode != 0
     assert "batch workers die while starting" in proc.stderr and 'if __name__ == "__main__":' in proc.stderr
+
+
+def test_retry_resubmit_submits_an_unconfirmed_generation_again_for_the_named_job_only(tmp_path: Path, monkeypatch) -> None:
+    """`force = true` for one job of a batch: after a lost submit answer the job is reported, retried
+    plainly it is reported again (never paid twice), and `retry --id X --resubmit` submits it anew."""
+    pytest.importorskip("meshforge_provider_meshy")
+    from meshforge.cli.main import main as cli
+    from meshforge.generation.testing import ProviderServer
+
+    catalog = write_csv(tmp_path / "catalog.csv", [{"id": "chair", "prompt": "a wooden chair"},
+                                                   {"id": "stool", "prompt": "a stool"}])
+    out = tmp_path / "out"
+    runner = CliRunner()
+    with ProviderServer() as server:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        profile = write_text(tmp_path / "gen.toml", GEN_PROFILE.format(base=server.base("meshy")))
+        server.inject("meshy", "submit", kind="drop")  # the first submit's answer is lost
+        with Batch(catalog, out_dir=out, profile=str(profile), entry_points=True, workers=0) as b:
+            first = b.run()
+        assert first.verdicts == {"pass": 1, "unusable": 1} and server.submissions["meshy"] == 1
+        store = BatchStore(out, create=False)
+        (lost,) = [j.id for j in store.jobs() if j.verdict == "unusable"]
+        store.close()
+
+        plain = runner.invoke(cli, ["batch", "retry", str(out), "--id", lost, "-j", "0", "-q"])
+        assert plain.exit_code != 0 and server.count("meshy", "submit") == 2  # the lost one is not sent again
+        store = BatchStore(out, create=False)
+        assert store.job(lost).errors == ["generation.unconfirmed_submission"]  # type: ignore[union-attr]
+        store.close()
+
+        refused = runner.invoke(cli, ["batch", "retry", str(out), "--resubmit", "-j", "0", "-q"])
+        assert refused.exit_code == 2 and "give --id for each" in refused.output
+        again = runner.invoke(cli, ["batch", "retry", str(out), "--id", lost, "--resubmit", "-j", "0", "-q"])
+        assert again.exit_code == 0, again.output
+        assert server.submissions["meshy"] == 2 and server.count("meshy", "submit") == 3
+    store = BatchStore(out, create=False)
+    assert store.verdicts() == {"pass": 2}
+    store.close()

@@ -297,9 +297,35 @@ class Batch:
             reporter.finish(summary)
         return summary
 
-    def retry(self, *, failed: bool = True, verdicts: Iterable[str] = (), ids: Iterable[str] = ()) -> int:
-        """Mark jobs to run again (then call :meth:`run`); returns how many were requeued."""
+    def retry(self, *, failed: bool = True, verdicts: Iterable[str] = (), ids: Iterable[str] = (),
+              resubmit: bool = False) -> int:
+        """Mark jobs to run again (then call :meth:`run`); returns how many were requeued.
+
+        ``resubmit``: the generation jobs of ``ids`` whose earlier submission is unconfirmed (the run
+        stopped before the provider's answer was recorded) are submitted again instead of reported
+        again: ``force = true`` for those jobs only. A person checks the provider's dashboard first:
+        if the provider did accept the earlier submission, this pays twice.
+        """
+        ids = list(ids)
+        if resubmit:
+            if not ids:
+                raise BatchError("--resubmit", "may pay twice, so it names its jobs one by one: give --id for each")
+            self._release_unconfirmed(ids)
         return self.store.requeue(failed=failed, verdicts=verdicts, ids=ids)
+
+    def _release_unconfirmed(self, ids: Sequence[str]) -> None:
+        from meshforge.batch.store import StateStore
+
+        unknown = [i for i in ids if self.store.job(i) is None]
+        if unknown:
+            raise BatchError(str(self.out_dir), f"no job {', '.join(map(repr, unknown))} in this batch")
+        state = StateStore(self.store.path)
+        for job_id in ids:
+            for key in _generation_keys(self.out_dir, self.store.job(job_id)):  # type: ignore[arg-type]
+                record = state.load(key)
+                if record is not None and record.get("state") in ("prepared", "unconfirmed"):
+                    state.save(key, {**record, "state": "stopped", "updated_at": time.time(),
+                                     "error": "released for a new submission by `meshforge batch retry --resubmit`"})
 
     def summary(self, *, ran: int = 0, seconds: float = 0.0) -> BatchSummary:
         return summarize(self.store, ran=ran, seconds=seconds, peak_rss_kb=max(self.peak_rss_kb.values(), default=0))
@@ -312,6 +338,20 @@ class Batch:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _generation_keys(out_dir: Path, job: JobRow) -> list[str]:
+    """The provider job keys a batch job's last report names (its attempts' provenance)."""
+    if not job.report:
+        return []
+    path = Path(job.report) if Path(job.report).is_absolute() else out_dir / job.report
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    attempts = report.get("attempts") if isinstance(report, dict) else None
+    return [str(a["provenance"]["job_key"]) for a in attempts or []
+            if isinstance(a, dict) and isinstance(a.get("provenance"), dict) and a["provenance"].get("job_key")]
 
 
 def summarize(store: BatchStore, *, ran: int = 0, seconds: float = 0.0, peak_rss_kb: int = 0) -> BatchSummary:

@@ -87,18 +87,21 @@ def run_cmd(catalog: Path, profile: str, overrides: tuple[str, ...], plugins: tu
               help="Run jobs that failed (crash, time limit, error) again.")
 @click.option("--rejected", is_flag=True, help="Also run jobs whose verdict was fail or unusable again.")
 @click.option("--id", "ids", multiple=True, help="Run this job again (repeatable).")
+@click.option("--resubmit", is_flag=True,
+              help="Submit the --id jobs' unconfirmed generations again (check the provider's dashboard first: may pay twice).")
 @_executor_options
 @_progress_options
 @handle_errors
-def retry_cmd(out_dir: Path, failed: bool, rejected: bool, ids: tuple[str, ...], executor: str, workers: int | None,
-              scheduler: str | None, job_timeout: float | None, generate_concurrency: int, quiet: bool, as_jsonl: bool) -> None:
+def retry_cmd(out_dir: Path, failed: bool, rejected: bool, ids: tuple[str, ...], resubmit: bool, executor: str,
+              workers: int | None, scheduler: str | None, job_timeout: float | None, generate_concurrency: int, quiet: bool,
+              as_jsonl: bool) -> None:
     """Run failed jobs of the batch in OUT_DIR again (and unfinished ones), with its stored profile."""
     from meshforge.batch import Batch, BatchStore
 
     BatchStore(out_dir.resolve(), create=False).close()  # "not a batch folder" before anything else
     b = Batch(None, out_dir=out_dir, executor=executor, workers=workers, scheduler=scheduler, job_timeout=job_timeout,
               generate_concurrency=generate_concurrency)
-    n = b.retry(failed=failed, verdicts=("fail", "unusable") if rejected else (), ids=ids)
+    n = b.retry(failed=failed, verdicts=("fail", "unusable") if rejected else (), ids=ids, resubmit=resubmit)
     if not quiet and not as_jsonl:
         click.echo(f"requeued {n} job(s)", err=True)
     _run(b, quiet=quiet, as_jsonl=as_jsonl)

@@ -477,7 +477,8 @@ class JobRunner(_ProviderWork):
             raise ProviderError(
                 f"a submission for this job was started at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(float(record.get('updated_at', 0))))}"
                 " by a run that stopped before the provider's answer was recorded; it may have been accepted and billed. "
-                "Not submitted again: check the provider's dashboard, then rerun with force = true to submit anew",
+                "Not submitted again: check the provider's dashboard, then rerun with force = true to submit anew "
+                "(in a batch: meshforge batch retry DIR --id JOB --resubmit)",
                 retryable=False, code="generation.unconfirmed_submission")
         return record
 
