@@ -158,6 +158,14 @@ def test_origin_bottom_centre_and_root_transform():
     assert found == {"commerce.origin_not_bottom_center": "warning", "commerce.root_transform": "info"}
 
 
+def test_a_part_placed_near_the_float64_limit_is_off_origin():
+    """x = 1e308 + 0.4: the footprint centre must not overflow to inf (which read as "no finding")."""
+    far = testing.box((0.4, 0.4, 0.4))
+    far.apply_translation([1e308, 0.2, 0])
+    (f,) = [f for f in testing.run_check(SCALE, far, units=M) if f.code == "commerce.origin_not_bottom_center"]
+    assert f.measured[0] == pytest.approx(1e308)
+
+
 def test_size_and_placement_ignore_non_finite_vertices():
     placed = testing.box((0.4, 0.4, 0.4))
     placed.apply_translation([0, 0.2, 0])

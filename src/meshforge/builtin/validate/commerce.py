@@ -305,8 +305,8 @@ def check_scale(view: AssetView, params: ScaleParams, ctx: StepContext) -> Itera
                           measured=view.units.up, threshold="+Y")
     tol = params.origin_tolerance_m
     base_y = float(bounds[0][1])
-    centre_x = float((bounds[0][0] + bounds[1][0]) / 2)
-    centre_z = float((bounds[0][2] + bounds[1][2]) / 2)
+    centre_x = float(bounds[0][0] / 2 + bounds[1][0] / 2)  # halves first: (lo + hi) overflows near 1.8e308
+    centre_z = float(bounds[0][2] / 2 + bounds[1][2] / 2)
     offset = max(abs(base_y), abs(centre_x), abs(centre_z))
     if math.isfinite(offset) and offset > tol:
         yield ctx.finding("commerce.origin_not_bottom_center", W,
