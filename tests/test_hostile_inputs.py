@@ -307,3 +307,22 @@ def test_a_negative_ply_index_is_named_as_it_is(tmp_path):
     with pytest.raises(InputError) as err:
         read(read_source(path, ReadLimits()), ReadLimits())
     assert err.value.code == "input.bad_index" and "vertex -5" in err.value.reason
+
+
+@pytest.mark.parametrize("index_type", ["float", "double"])
+def test_ply_face_indices_stored_as_floats_are_refused_not_truncated(tmp_path, index_type):
+    """`3 0 1.7 2` was read as face (0, 1, 2): a different mesh, without a word."""
+    from meshforge.errors import InputError
+    from meshforge.io.readers import read
+    from meshforge.io.source import read_source
+    from meshforge.types import ReadLimits
+
+    path = tmp_path / "float_index.ply"
+    header = ("ply\nformat ascii 1.0\nelement vertex 4\nproperty float x\nproperty float y\nproperty float z\n"
+              "element face 1\nproperty list uchar {} vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n")
+    path.write_text(header.format(index_type) + "3 0 1.7 2\n")
+    with pytest.raises(InputError) as err:
+        read(read_source(path, ReadLimits()), ReadLimits())
+    assert err.value.code == "input.corrupt" and f"face vertex indices are {index_type}" in err.value.reason
+    path.write_text(header.format("int") + "3 0 1 2\n")  # the same file with integer indices reads
+    assert len(read(read_source(path, ReadLimits()), ReadLimits()).scene.geometry) == 1

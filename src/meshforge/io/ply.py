@@ -15,6 +15,7 @@ from meshforge.types import Loaded, ReadLimits, SourceFile, Units
 
 _SIZES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2, "uint16": 2,
           "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+_FLOATS = frozenset({"float", "float32", "double", "float64"})
 _FORMATS = ("ascii", "binary_little_endian", "binary_big_endian")
 MAX_HEADER = 64 * 1024
 
@@ -53,6 +54,9 @@ def parse_header(source: SourceFile) -> tuple[str, list[tuple[str, int, int]], i
                 if parts[1] == "list":
                     if parts[2] not in _SIZES or parts[3] not in _SIZES:
                         raise ValueError(f"unknown list type in {raw!r}")
+                    if parts[4] in ("vertex_indices", "vertex_index") and parts[3] in _FLOATS:
+                        # trimesh would truncate 2.7 to vertex 2: a different mesh, read without a word
+                        raise ValueError(f"face vertex indices are {parts[3]}, not integers ({raw.strip()!r})")
                     elements[-1][2] += _SIZES[parts[2]]
                 else:
                     if parts[1] not in _SIZES:
