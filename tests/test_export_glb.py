@@ -167,3 +167,16 @@ def test_ecommerce_profile_writes_a_valid_glb(corpus, tmp_path):
     glbs = [Path(o.path) for o in report.outputs]
     assert glbs, [(s.name, s.outcome, s.note) for s in report.steps]
     assert gltf_errors(gltf_validator(glbs[0])) == []
+
+
+def test_coordinates_glb_cannot_hold_are_named_not_a_json_error():
+    import trimesh
+
+    from meshforge.io.gltf_write import glb_bytes
+
+    # finite as float64, inf as float32 (non-finite vertices are dropped earlier, as not drawable)
+    mesh = trimesh.Trimesh(vertices=[[0, 0, 0], [1e39, 0, 0], [0, 1, 0]], faces=[[0, 1, 2]], process=False)
+    with pytest.raises(ValueError) as err:
+        glb_bytes(trimesh.Scene({"part": mesh}))
+    assert "'part'" in str(err.value) and "32-bit floats glTF stores" in str(err.value)
+    assert "JSON" not in str(err.value)

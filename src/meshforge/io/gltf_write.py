@@ -177,6 +177,25 @@ def _conventional_names(tree: dict[str, Any]) -> None:
                 item["name"] = conventional(name, kind)
 
 
+def _check_float32(scene: Any) -> None:
+    """glTF stores positions as 32-bit floats: a coordinate beyond them cannot be written.
+
+    Said here with the geometry's name and its largest coordinate; trimesh's writer failed with
+    "Out of range float values are not JSON compliant" on the accessor bounds.
+    """
+    import numpy as np
+
+    limit = float(np.finfo(np.float32).max)
+    for name, geometry in scene.geometry.items():
+        vertices = getattr(geometry, "vertices", None)
+        if vertices is None or not len(vertices):
+            continue
+        worst = float(np.abs(vertices).max())  # finite: drawable_scene dropped faces on NaN/inf vertices
+        if worst > limit:
+            raise ValueError(f"geometry {name!r} has coordinates up to {worst:.4g}, beyond the 32-bit floats glTF stores "
+                             f"(largest {limit:.4g}): fix or remove those vertices first")
+
+
 def glb_bytes(scene: Any, *, compression: str = "none", jpeg_quality: int = 90) -> bytes:
     """The GLB of ``scene`` (metres, +Y up already), optionally with compressed geometry.
 
@@ -190,6 +209,7 @@ def glb_bytes(scene: Any, *, compression: str = "none", jpeg_quality: int = 90) 
         raise ValueError(f"unknown compression {compression!r}; choose from {', '.join(COMPRESSIONS)}")
     detached = _DetachedImages()
     prepared = prepare(scene, detached)
+    _check_float32(prepared)
     data = export_glb(prepared, include_normals=True, unitize_normals=True, tree_postprocessor=_postprocess)
     tree, binary = glb_container.split_glb(data)
     _embed_images(tree, binary, detached, jpeg_quality)
