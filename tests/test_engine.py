@@ -341,6 +341,12 @@ def test_measure_agrees_with_trimesh_on_closed_open_and_overused_edges():
         assert metrics.watertight == mesh.is_watertight, name
         assert metrics.triangles == len(mesh.faces) and metrics.vertices == len(mesh.vertices), name
     assert measure(trimesh.Scene(closed), Units("mm")).volume == pytest.approx(closed.volume, rel=1e-12)
+    # a vertex per UV-seam side (as a GLB stores a textured box) is no hole: positions are welded first
+    seams = closed.copy()
+    seams.unmerge_vertices()
+    assert not seams.is_watertight and measure(trimesh.Scene(seams), Units("mm")).watertight is True
+    seams_open = trimesh.Trimesh(seams.vertices, seams.faces[1:], process=False)
+    assert measure(trimesh.Scene(seams_open), Units("mm")).watertight is False
     # an open mesh's figure does not move with the origin (the tetrahedra meet at the centroid)
     opened = cases["two holes"]
     moved = opened.copy()

@@ -265,9 +265,19 @@ def _measure(derived: Derived, units: Units) -> Metrics:
         vertices=int(len(v)),
         bounds=(tuple(map(float, lo)), tuple(map(float, hi))) if finite else None,  # type: ignore[arg-type]
         volume=volume,
-        watertight=_every_edge_twice(f, len(v)) if finite else None,
+        watertight=_closed_surface(derived, f) if finite else None,
         units=units.length,
     )
+
+
+def _closed_surface(derived: Derived, faces: Any) -> bool:
+    """Every edge used by exactly two faces once bit-identical positions are one vertex: a GLB keeps
+    a vertex per UV seam side (a closed box is 24 corners), which is no hole. The weld is the one
+    the hygiene and topology checks share (``geometry.weld_exact``), so the figure costs a gather."""
+    from meshforge.ops.topology import weld
+
+    ids, count = derived.get("geometry.weld_exact", lambda: weld(derived.mesh.vertices))
+    return _every_edge_twice(ids[faces], count)
 
 
 def _every_edge_twice(faces: Any, n_vertices: int) -> bool:

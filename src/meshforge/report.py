@@ -31,7 +31,7 @@ class Metrics:
     vertices: int
     bounds: tuple[tuple[float, float, float], tuple[float, float, float]] | None
     volume: float | None  # signed, tetrahedra to the vertices' centroid: a closed mesh's volume; for an open one origin-independent
-    watertight: bool | None  # every edge used by exactly two faces of the mesh as built (no welding beyond the reader's)
+    watertight: bool | None  # every edge used by exactly two faces once bit-identical positions are merged (UV seams are no holes)
     units: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
