@@ -92,3 +92,47 @@ def test_console_errors_are_caught(tmp_path, browser):
             page.wait_for("false", timeout=0.3)
     finally:
         page.close()
+
+
+def test_a_linked_model_loads_and_a_page_that_cannot_load_it_says_why(site, browser, tmp_path):
+    """A GLB over the inline limit is linked: the page's CSP blocked every fetch of it, over http and
+    from file:// alike (this Chromium may read files; a default browser refuses file:// fetches, so
+    the page then says how to view the model)."""
+    import functools
+    import http.server
+    import json
+    import shutil
+    import threading
+
+    out, _, _ = site
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    report = json.loads(next(out.glob("*.report.json")).read_text())
+    for o in report["outputs"]:  # the files beside the page, as in a run folder
+        if str(o["path"]).endswith(".glb"):
+            shutil.copy(o["path"], folder)
+    page = write_asset_page(report, folder, name="linked-model", inline_limit_bytes=1)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state = "document.body.dataset.model !== 'pending' && document.body.dataset.model"
+    try:
+        for url in (f"http://127.0.0.1:{server.server_address[1]}/{page.name}", page.as_uri()):
+            view = browser.open(url)
+            try:
+                assert view.wait_for(state, timeout=60) == "loaded", url
+                assert view.evaluate("document.getElementById('model-error').hidden") is True
+            finally:
+                view.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    for glb in folder.glob("*.glb"):
+        glb.unlink()
+    view = browser.open(page.as_uri())
+    try:
+        assert view.wait_for(state, timeout=60) == "error"
+        assert view.evaluate("document.getElementById('model-error').hidden") is False
+        assert "served over http" in view.evaluate("document.getElementById('model-error').textContent")
+    finally:
+        view.close()

@@ -143,6 +143,28 @@ def test_page_is_self_contained_and_offline(run):
     assert json.loads(doc.scripts["report-data"]) == reports[2]  # the JSON rides along, unchanged
 
 
+def test_each_model_is_embedded_once(run):
+    """The first model rode twice (the viewer's src and the script's sources): a 40 MB GLB made a 107 MB page."""
+    import base64
+
+    out, reports = run
+    page = write_asset_page(reports[0], out)
+    text = page.read_text(encoding="utf-8")
+    glbs = [Path(o["path"]) for o in reports[0]["outputs"] if str(o["path"]).endswith(".glb")]
+    assert len(glbs) == 2  # the exported GLB and the problem-regions one
+    for glb in glbs:
+        assert text.count(base64.b64encode(glb.read_bytes()).decode("ascii")) == 1, glb.name
+
+
+def test_a_model_over_the_inline_limit_is_linked_and_the_page_says_how_to_view_it(run, tmp_path):
+    out, reports = run
+    page = write_asset_page(reports[0], out, name="linked", inline_limit_bytes=1)
+    doc = _parse(page)
+    (viewer,) = [a for t, a in doc.tags if t == "model-viewer"]
+    assert viewer["src"].endswith(".glb") and not viewer["src"].startswith("data:") and (out / viewer["src"]).is_file()
+    assert "linked, not embedded" in page.read_text(encoding="utf-8")
+
+
 def test_text_from_the_report_is_escaped(tmp_path):
     report = {"schema": "meshforge.report/1", "status": "fail", "input": {"name": "x<y>.stl"},
               "findings": [{"code": "demo.bad", "severity": "error", "message": "<script>alert(1)</script></script>",

@@ -159,12 +159,17 @@ def asset_context(report: Mapping[str, Any], page_dir: Path, *, roots: Iterable[
     roots = [page_dir, *roots]
     outs = _outputs(report, roots, page_dir)
 
+    linked: list[str] = []
+
     def embed(path: Path | None, mime: str) -> str | None:
         if path is None:
             return None
         if path.stat().st_size <= inline_limit_bytes:
             return _data_url(path, mime)
-        return os.path.relpath(path, page_dir)  # too big to inline: link it (needs the file beside the page)
+        # Too big to inline: linked (the file must stay beside the page). Browsers fetch it for a page
+        # served over http(s); from file:// they refuse, and the page says so.
+        linked.append(path.name)
+        return os.path.relpath(path, page_dir)
 
     findings = list(report.get("findings", []))
     order = {"error": 0, "warning": 1, "info": 2}
@@ -185,8 +190,11 @@ def asset_context(report: Mapping[str, Any], page_dir: Path, *, roots: Iterable[
         "steps": list(report.get("steps", [])),
         "files": outs["files"],
         "thumbs": [{"view": v, "src": embed(outs["thumbs"][v], "image/png")} for v in THUMB_VIEWS if v in outs["thumbs"]],
-        "glb_src": embed(outs["glb"], GLB_MIME),
-        "debug_src": embed(outs["debug_glb"], GLB_MIME),
+        "glb_src": (glb_src := embed(outs["glb"], GLB_MIME)),
+        "debug_src": (debug_src := embed(outs["debug_glb"], GLB_MIME)),
+        "first_src": "glb" if glb_src else "debug",  # in the viewer's src attribute; the script takes it from there
+        "linked_models": linked,
+        "inline_limit_mb": inline_limit_bytes / 2**20,
         "debug": outs["debug"],
         "model_viewer_src": model_viewer_data_url(),
         "report_json": json.dumps(report, default=str),
@@ -194,16 +202,17 @@ def asset_context(report: Mapping[str, Any], page_dir: Path, *, roots: Iterable[
 
 
 def write_asset_page(report: Mapping[str, Any], out_dir: Path, *, name: str | None = None,
-                     roots: Iterable[Path] = ()) -> Path:
+                     roots: Iterable[Path] = (), inline_limit_bytes: int = 48 * 1024 * 1024) -> Path:
     """Render ``report`` (an ``AssetReport.to_dict()``) to ``out_dir/<name>.report.html``; returns the path.
 
     Output files named in the report are found where recorded, else by name in ``out_dir``, its
-    ``rejected/`` folder and ``roots``.
+    ``rejected/`` folder and ``roots``. A GLB over ``inline_limit_bytes`` is linked, not embedded.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name or page_name(report)}.report.html"
-    html = _env().get_template("asset.html.j2").render(**asset_context(report, out_dir, roots=roots))
+    html = _env().get_template("asset.html.j2").render(**asset_context(report, out_dir, roots=roots,
+                                                                       inline_limit_bytes=inline_limit_bytes))
     _write_atomic(target, html)
     return target
 
