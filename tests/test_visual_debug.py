@@ -79,6 +79,24 @@ def test_finding_samples_mark_faces():
     assert np.flatnonzero(problems.faces["flagged"]).tolist() == [0, 5]
 
 
+def test_legend_counts_add_up_to_the_faces_drawn():
+    """A face on a hole's border that a finding also flags is drawn red once: the legend counted it
+    under both colours, so its rows added up to more faces than the model has."""
+    from meshforge.visual.debug import legend
+
+    box = testing.open_box(20.0, holes=1)
+    border = np.flatnonzero(find_problems(box).faces["hole_border"])
+    inside = next(i for i in range(len(box.faces)) if i not in set(border.tolist()))
+    finding = Finding(code="geometry.degenerate_faces", severity=Severity.WARNING, message="m",
+                      samples=(int(border[0]), int(border[1]), inside))
+    problems = find_problems(box, findings=[finding])
+    rows = {row["category"]: row for row in legend(problems)}
+    shown = problems.category_of_faces()
+    assert sum(row["faces"] for row in rows.values()) == int((shown != list(CATEGORIES).index("ok")).sum())
+    assert rows["flagged"]["total"] == 3 and rows["flagged"]["faces"] == 1  # two of them are drawn red
+    assert rows["hole_border"]["faces"] == rows["hole_border"]["total"] == len(border)
+
+
 def test_debug_glb_colours_each_category(tmp_path):
     paths = _write(tmp_path, testing.open_box(20.0, holes=1))
     glb, summary = paths

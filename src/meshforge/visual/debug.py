@@ -198,9 +198,12 @@ def debug_scene(mesh: trimesh.Trimesh, problems: Problems, *, to_gltf: np.ndarra
 
 
 def legend(problems: Problems) -> list[dict[str, Any]]:
-    """Rows for the HTML page: category, colour, count."""
+    """Rows for the HTML page: category, colour, the faces drawn in that colour (``faces``) and the
+    faces with that problem (``total``). A face with several problems is drawn once, in the colour
+    of the first category listing it, so the drawn counts add up to the faces on screen."""
+    drawn = np.bincount(problems.category_of_faces(), minlength=len(CATEGORIES))
     return [
-        {"category": name, "color": "#%02x%02x%02x" % rgba[:3], "faces": problems.counts.get(name, 0)}
-        for name, rgba in CATEGORIES.items()
+        {"category": name, "color": "#%02x%02x%02x" % rgba[:3], "faces": int(drawn[i]), "total": problems.counts.get(name, 0)}
+        for i, (name, rgba) in enumerate(CATEGORIES.items())
         if name != "ok"
     ]
