@@ -145,3 +145,133 @@ def test_a_live_run_waiting_out_a_429_is_not_taken_over(tmp_path, photo):
         assert first.returncode == 0, first_err
         assert second.returncode == 0, second.stderr  # it followed the first run's job
         assert server.submissions["meshy"] == 1
+
+
+# --- ownership: who may take over a "prepared" record --------------------------------------------
+
+DRIVER = """\
+import sys, time, httpx
+from pathlib import Path
+from meshforge.generation.client import JobRunner
+from meshforge.generation.providers import GenerationRequest
+from meshforge.generation.store import SqliteJobStore
+from meshforge_provider_meshy import Meshy, MeshyParams
+
+db, base, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
+
+
+class Descheduled(SqliteJobStore):  # pauses between the first look at the record and the claim
+
+    def claim(self, *args, **kwargs):
+        time.sleep(pause)
+        return super().claim(*args, **kwargs)
+
+
+params = MeshyParams(base_url=base, deadline_s=600.0, backoff_cap_s=120.0, requests_per_s=0.0, poll_initial_s=0.05,
+                     poll_max_s=0.1)
+runner = JobRunner(Meshy(params), params, http=httpx.Client(), store=Descheduled(db), key="K",
+                   models_dir=Path(db).parent / "models")
+print(runner.run(GenerationRequest(kind="text", prompt="a chair")).provenance["job_id"], flush=True)
+"""
+
+
+def test_runs_that_lost_the_claim_to_a_killed_owner_submit_once_between_them(tmp_path):
+    """B and C find no record, then lose the claim to A, which waits out a 429 and is killed. Exactly
+    one of B and C may claim the job then (both used to fall through and submit: two paid jobs)."""
+    from meshforge.generation.store import SqliteJobStore
+
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    db = tmp_path / "jobs.sqlite"
+    SqliteJobStore(db).close()
+    with ProviderServer() as server:
+        server.inject("meshy", "submit", status=429, retry_after=60)
+        env = {**os.environ, **server.env()}
+
+        def start(pause: float) -> subprocess.Popen:
+            return subprocess.Popen([sys.executable, str(driver), str(db), server.base("meshy"), str(pause)], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        pause = 8.0
+        b, c = start(pause), start(pause)  # they look (no record yet), then pause before claiming
+        started = time.monotonic()
+        time.sleep(2.0)
+        a = start(0.0)
+        try:
+            deadline = time.monotonic() + 120
+            while not (server.count("meshy", "submit") == 1 and (SqliteJobStore(db).load("K") or {}).get("in_flight") is False):
+                assert time.monotonic() < deadline and a.poll() is None, a.communicate()
+                time.sleep(0.02)
+            assert time.monotonic() < started + pause, "A took too long to claim: B and C did not lose to it"
+            time.sleep(started + pause + 2.0 - time.monotonic())  # B and C have lost their claims and follow A
+            assert a.poll() is None and b.poll() is None and c.poll() is None
+            a.kill()
+            a.wait()
+            out_b, out_c = b.communicate(timeout=RERUN_S)[0], c.communicate(timeout=RERUN_S)[0]
+        finally:
+            for p in (a, b, c):
+                if p.poll() is None:
+                    p.kill()
+        assert b.returncode == 0 and c.returncode == 0
+        assert server.submissions["meshy"] == 1 and out_b.strip() == out_c.strip()  # one job, followed by both
+
+
+def test_only_a_process_known_dead_here_gives_up_its_record(tmp_path):
+    from meshforge.generation import owner as owner_mod
+    from meshforge.generation.owner import current_owner, idle_and_gone, owner_gone
+
+    me = current_owner()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        alive = {**me, "pid": child.pid, "start": owner_mod._start_time(child.pid)}
+        record = {"state": "prepared", "in_flight": False, "owner": alive}
+        assert not owner_gone(record) and not idle_and_gone(record)
+        # the same pid started at another time: the pid was reused, its owner is gone
+        assert owner_gone({**record, "owner": {**alive, "start": alive["start"] + 1}})
+        # another machine, boot or pid namespace (containers sharing a hostname are each pid 1): unknowable
+        for key in ("host", "boot", "pidns"):
+            assert not owner_gone({**record, "owner": {**alive, "pid": 999_999_999, key: "elsewhere"}}), key
+    finally:
+        child.kill()
+        child.wait()
+    assert owner_gone(record) and idle_and_gone(record)
+    assert not idle_and_gone({**record, "in_flight": True}) and not idle_and_gone({**record, "in_flight": None})
+
+
+def test_a_forked_child_records_itself_not_its_parent():
+    import multiprocessing
+
+    from meshforge.generation.owner import current_owner
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=lambda q: q.put(current_owner()), args=(queue,))
+    child.start()
+    owner = queue.get(timeout=30)
+    child.join(30)
+    assert owner["pid"] == child.pid != os.getpid()
+
+
+def test_tripo_refusing_with_http_200_is_failed_not_unconfirmed(tmp_path, photo, monkeypatch):
+    """Tripo answers "no credits" as HTTP 200 {"code": 2010}: an answer, so a rerun may submit."""
+    import httpx
+
+    from meshforge.asset import Inputs
+    from meshforge.errors import InputError
+    from meshforge.generation.pytest_plugin import run_provider_step
+    from meshforge.generation.store import SqliteJobStore
+
+    tripo = pytest.importorskip("meshforge_provider_tripo")
+    step = tripo.meshforge_generate_steps()[0]
+    store = tmp_path / "jobs.sqlite"
+    with ProviderServer() as server, httpx.Client() as http:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        server.inject("tripo", "submit", status=200, body={"code": 2010, "message": "credits exhausted"})
+        with pytest.raises(InputError) as err:
+            run_provider_step(step, server, http, Inputs(id="sku", images=(photo,)), "tripo", store=SqliteJobStore(store))
+        assert err.value.code != "generation.unconfirmed_submission"
+        (record,) = [SqliteJobStore(store).load(k) for k in SqliteJobStore(store).keys()]
+        assert record["state"] == "failed"
+        out = run_provider_step(step, server, http, Inputs(id="sku", images=(photo,)), "tripo", store=SqliteJobStore(store))
+        assert out is not None and server.submissions["tripo"] == 1

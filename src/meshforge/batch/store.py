@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -353,6 +353,30 @@ class StateStore:
             " ON CONFLICT(key) DO UPDATE SET record = excluded.record, updated = excluded.updated",
             (key, json.dumps(dict(record), default=str), time.time()),
         )
+
+    def claim(self, key: str, record: Mapping[str, Any], stale_s: float = 600.0,
+              takeover: Callable[[dict[str, Any]], bool] | None = None) -> bool:
+        """Atomically write ``record`` unless another run is submitting this key: two catalog rows with
+        the same input share one provider job, and their workers race for it."""
+        from meshforge.generation.store import may_claim
+
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT record, updated FROM state WHERE key = ?", (key,)).fetchone()
+            if row is not None and not may_claim(json.loads(row["record"]), row["updated"], stale_s, takeover):
+                conn.execute("ROLLBACK")
+                return False
+            conn.execute(
+                "INSERT INTO state (key, record, updated) VALUES (?, ?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET record = excluded.record, updated = excluded.updated",
+                (key, json.dumps(dict(record), default=str), time.time()),
+            )
+            conn.execute("COMMIT")
+            return True
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def delete(self, key: str) -> None:
         self._conn().execute("DELETE FROM state WHERE key = ?", (key,))

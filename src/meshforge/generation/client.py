@@ -27,7 +27,6 @@ import hashlib
 import logging
 import os
 import random
-import socket
 import struct
 import threading
 import time
@@ -48,6 +47,7 @@ from meshforge.generation.providers import (
     Provider,
     ProviderError,
 )
+from meshforge.generation.owner import current_owner, idle_and_gone, owner_gone
 from meshforge.generation.store import JobStore
 from meshforge.io.sniff import detect
 
@@ -221,11 +221,17 @@ class Api(_ProviderWork):
                 raise ProviderError("the job's deadline passed", retryable=False, code="generation.timeout")
             self.limiter.pace()
             self.stats.requests += 1
+            if self.http.is_closed:  # the run is over (a step abandoned at its time limit): send nothing
+                raise ProviderError(f"{phase}: not sent, the run has ended", retryable=False, code="generation.unavailable")
             submit = phase == "submit" and self.sending is not None
             if submit:
                 self.sending(True)
             try:
                 response = self.http.request(method, url, headers=self._headers(url, headers), timeout=self._timeout(), **kwargs)
+            except httpx.UnsupportedProtocol as exc:  # raised before anything is sent
+                if submit:
+                    self.sending(False)
+                raise ProviderError(f"cannot send to {url}: {exc}", retryable=False, code="generation.unavailable") from None
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 if submit:
                     self.sending(False)  # never reached the provider
@@ -395,10 +401,10 @@ class JobRunner(_ProviderWork):
         deadline = started + float(self.params.deadline_s)
         record = None if self.params.force else self.store.load(self.key)
         claim = getattr(self.store, "claim", None)
-        if (record is not None and record.get("state") == "prepared" and not self.params.force and callable(claim)
+        if (record is not None and record.get("state") == "prepared" and not self.params.force
                 and time.time() - float(record.get("updated_at", 0)) < float(self.params.deadline_s)
                 and not owner_gone(record)):
-            record = self._wait_for_other(deadline)
+            record = self._wait_for_other(deadline)  # a live run is submitting it: follow that run
         record = self._settle(record)
         reused = self._reuse(record)
         if reused is not None:
@@ -413,7 +419,7 @@ class JobRunner(_ProviderWork):
         api = Api(self.http, self.provider, self.params, limiter=self.limiter, deadline=deadline, key=api_key,
                   logger=self.log, sleep=self._sleep)
         prior_submissions = int(record.get("submissions", 0)) if record else 0
-        resume = record if record and record.get("job_id") and record.get("state") in ("submitted", "queued", "running", "succeeded") else None
+        resume = record if _resumable(record) else None
         left = max(0.0, deadline - time.monotonic())
         with self.limiter.slot(timeout=left):
             tries = 0
@@ -428,15 +434,26 @@ class JobRunner(_ProviderWork):
                 else:
                     fresh = {"key": self.key, "provider": self.provider.name, "attempt": self.attempt,
                              "submissions": prior_submissions, "state": "prepared", "in_flight": False,
-                             "owner": _OWNER, "updated_at": time.time()}
-                    if callable(claim) and not self.params.force and not claim(self.key, fresh, float(self.params.deadline_s)):
-                        other = self._settle(self._wait_for_other(deadline))  # another process got here first: follow its job
+                             "owner": current_owner(), "updated_at": time.time()}
+                    if (callable(claim) and not self.params.force
+                            and not claim(self.key, fresh, float(self.params.deadline_s), takeover=idle_and_gone)):
+                        # Another run got here first: follow its job, or claim again once it has ended
+                        # without one. Nothing is submitted without a successful claim.
+                        other = self._settle(self._wait_for_other(deadline))
                         reused = self._reuse(other)
                         if reused is not None:
                             return reused
-                        if other and other.get("job_id"):
+                        tries -= 1
+                        if _resumable(other):
                             resume = other
-                            continue
+                        elif not (other is None or other.get("state") in CLAIMABLE or idle_and_gone(other)):
+                            raise ProviderError(
+                                f"an earlier run left this job {other.get('state')} without a model to reuse; "
+                                "rerun with force = true to submit anew", retryable=False, code="generation.bad_download")
+                        elif time.monotonic() > deadline:
+                            raise ProviderError("another run holds this job at the deadline", retryable=False,
+                                                code="generation.timeout")
+                        continue
                     record = self._save(fresh)
                     handle, status = self._submit(req, api, record)
                     prior_submissions = record["submissions"]
@@ -451,7 +468,12 @@ class JobRunner(_ProviderWork):
                 code = "generation.failed" if status.state == "failed" else "generation.canceled"
                 raise ProviderError(f"the provider reports the job {status.raw_state or status.state}"
                                     + (f": {status.error}" if status.error else ""), retryable=False, code=code)
-            data, fmt = self._download(status, api)
+            try:
+                data, fmt = self._download(status, api)
+            except ProviderError as exc:
+                if not record.get("job_id"):  # a synchronous answer: no job to download again, a rerun submits
+                    self._save(record, state="failed", error=exc.message)
+                raise
         path = self._keep(data, fmt)
         cost = dict(status.cost) if status.cost else self.provider.cost(req)
         record = self._save(record, state="downloaded", path=str(path), sha256=hashlib.sha256(data).hexdigest(),
@@ -464,21 +486,20 @@ class JobRunner(_ProviderWork):
     def _settle(self, record: dict[str, Any] | None) -> dict[str, Any] | None:
         """What an earlier run's unfinished submission means before this run may submit.
 
-        Stopped while it only waited (a ``Retry-After``, the pacing): nothing was sent, so it is
-        marked ``stopped`` and submitted again. Stopped with a request in flight, or with its answer
-        lost: the provider may have accepted (and billed) it, and no provider documents an
-        idempotency key, so submitting again could pay twice. That is said, for a person to decide.
+        Stopped while it only waited (a ``Retry-After``, the pacing; :func:`idle_and_gone`): nothing
+        was sent, and the record is returned for :meth:`SqliteJobStore.claim` to take over
+        atomically. Stopped with a request in flight, or with its answer lost: the provider may have
+        accepted (and billed) it, and no provider documents an idempotency key, so submitting again
+        could pay twice. That is said, for a person to decide.
         """
-        if record is None or self.params.force:
+        if record is None or self.params.force or idle_and_gone(record):
             return record
-        if record.get("state") == "prepared" and record.get("in_flight") is False and owner_gone(record):
-            record = self._save(record, state="stopped", error="stopped before its submit request was sent")
         if record.get("state") in ("prepared", "unconfirmed"):
             raise ProviderError(
                 f"a submission for this job was started at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(float(record.get('updated_at', 0))))}"
                 " by a run that stopped before the provider's answer was recorded; it may have been accepted and billed. "
                 "Not submitted again: check the provider's dashboard, then rerun with force = true to submit anew "
-                "(in a batch: meshforge batch retry DIR --id JOB --resubmit)",
+                "(in a batch: meshforge batch retry <batch folder> --id <job id> --resubmit)",
                 retryable=False, code="generation.unconfirmed_submission")
         return record
 
@@ -508,7 +529,8 @@ class JobRunner(_ProviderWork):
             # never made means nothing was accepted: a later run may submit again. A request that went out
             # unanswered (a dropped connection, a timeout after sending, a body that is not an answer)
             # may have been accepted and billed: "unconfirmed", never resent by itself.
-            self._save(record, state="unconfirmed" if record.get("in_flight", True) else "failed", error=exc.message)
+            answered = exc.status is not None or record.get("in_flight") is False  # Tripo answers errors with 200
+            self._save(record, state="failed" if answered else "unconfirmed", error=exc.message)
             raise
         except BaseException:  # Ctrl-C, a SIGTERM turned into an exception
             if record.get("in_flight") is False:
@@ -567,7 +589,7 @@ class JobRunner(_ProviderWork):
         self.models_dir.mkdir(parents=True, exist_ok=True)
         safe = self.key.replace(":", "-")
         path = self.models_dir / f"{safe}.{fmt}"
-        tmp = path.with_suffix(path.suffix + ".part")
+        tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}-{threading.get_ident()}.part")  # two runs may follow one job
         with tmp.open("wb") as fh:
             fh.write(data)
             fh.flush()
@@ -595,39 +617,14 @@ class JobRunner(_ProviderWork):
         return out
 
 
-def _boot_id() -> str | None:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
-            return fh.read().strip() or None
-    except OSError:
-        return None
+# Records a new submission may replace (claim accepts them); a run with none of these follows its job.
+CLAIMABLE = frozenset({"failed", "canceled", "expired", "stopped"})
 
 
-# Which process wrote a "prepared" record: a rerun on the same machine can tell that it has died.
-_OWNER: dict[str, Any] = {"host": socket.gethostname(), "boot": _boot_id(), "pid": os.getpid()}
-
-
-def owner_gone(record: dict[str, Any]) -> bool:
-    """True when the process that owns ``record``'s submission is known to have ended.
-
-    Only a process on this machine can be known dead; one elsewhere (a shared store) is taken as
-    alive. The caller holds this key's lock, so a record this process wrote belongs to a run that
-    is over. A reused pid reads as alive: that errs towards waiting, never towards paying twice.
-    """
-    owner = record.get("owner")
-    if not isinstance(owner, dict) or owner.get("host") != _OWNER["host"] or not isinstance(owner.get("pid"), int):
-        return False
-    if owner.get("boot") and _OWNER["boot"] and owner["boot"] != _OWNER["boot"]:
-        return True  # written before this machine restarted
-    if owner["pid"] == os.getpid():
-        return True
-    try:
-        os.kill(owner["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # it exists (another user's): alive
-        return False
-    return False
+def _resumable(record: dict[str, Any] | None) -> bool:
+    """A record of a job the provider took: poll (or download) it again instead of paying again."""
+    return bool(record and record.get("job_id")
+                and record.get("state") in ("submitted", "queued", "running", "succeeded", "downloaded"))
 
 
 def status_from_record(record: dict[str, Any] | None) -> JobStatus | None:

@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -89,21 +90,16 @@ class SqliteJobStore:
     def keys(self) -> list[str]:
         return [r[0] for r in self._connect().execute("SELECT key FROM jobs ORDER BY key")]
 
-    def claim(self, key: str, record: dict[str, Any], stale_s: float = 600.0) -> bool:
-        """Atomically write ``record`` unless another process is already submitting this key.
-
-        True when the caller may submit: no record, a finished-without-result one (failed, canceled,
-        expired, or stopped before its submit was sent), or a ``prepared`` one older than ``stale_s``.
-        """
+    def claim(self, key: str, record: dict[str, Any], stale_s: float = 600.0,
+              takeover: Callable[[dict[str, Any]], bool] | None = None) -> bool:
+        """Atomically write ``record`` unless another run is already submitting this key (see :func:`may_claim`)."""
         db = self._connect()
         db.execute("BEGIN IMMEDIATE")
         try:
             row = db.execute("SELECT record, updated FROM jobs WHERE key = ?", (key,)).fetchone()
-            if row is not None:
-                state = json.loads(row[0]).get("state")
-                if state not in ("failed", "canceled", "expired", "stopped") and not (state == "prepared" and row[1] < time.time() - stale_s):
-                    db.execute("ROLLBACK")
-                    return False
+            if row is not None and not may_claim(json.loads(row[0]), row[1], stale_s, takeover):
+                db.execute("ROLLBACK")
+                return False
             db.execute(
                 "INSERT INTO jobs (key, record, updated) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET record = excluded.record, updated = excluded.updated",
@@ -122,8 +118,25 @@ class SqliteJobStore:
             self._local.db = None
 
 
+def may_claim(current: dict[str, Any], updated: float, stale_s: float,
+              takeover: Callable[[dict[str, Any]], bool] | None = None) -> bool:
+    """May a new submission replace ``current`` (the stored record, saved at ``updated``)?
+
+    Yes for a job that ended without a result (failed, canceled, expired, or stopped before its
+    submit was sent), a ``prepared`` one older than ``stale_s``, and one ``takeover`` accepts (the
+    client's: its owner ended with nothing in flight). Decided inside the store's transaction, so
+    two runs finding the same dead owner cannot both take it over.
+    """
+    state = current.get("state")
+    if state in ("failed", "canceled", "expired", "stopped"):
+        return True
+    if state == "prepared" and updated < time.time() - stale_s:
+        return True
+    return takeover is not None and bool(takeover(current))
+
+
 def is_job_store(obj: Any) -> bool:
     return obj is not None and callable(getattr(obj, "load", None)) and callable(getattr(obj, "save", None))
 
 
-__all__ = ["JobStore", "MemoryJobStore", "SqliteJobStore", "is_job_store"]
+__all__ = ["JobStore", "MemoryJobStore", "SqliteJobStore", "is_job_store", "may_claim"]
