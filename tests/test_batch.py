@@ -557,40 +557,66 @@ def test_a_script_starting_a_batch_without_a_main_guard_is_told_how_to_fix_it(tm
     assert "batch workers die while starting" in proc.stderr and 'if __name__ == "__main__":' in proc.stderr
 
 
+def test_two_rows_with_one_input_share_one_paid_job(tmp_path: Path, monkeypatch) -> None:
+    """Two catalog rows with the same prompt are one provider job. While the first worker waits out a
+    429, the second must follow it: it was reported "unconfirmed ... by a run that stopped"."""
+    pytest.importorskip("meshforge_provider_meshy")
+    from meshforge.generation.testing import ProviderServer
+
+    catalog = write_csv(tmp_path / "catalog.csv", [{"id": "sku-a", "prompt": "a wooden chair"},
+                                                   {"id": "sku-b", "prompt": "a wooden chair"}])
+    with ProviderServer(task_seconds=1.0) as server:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        server.inject("meshy", "submit", status=429, retry_after=3)
+        profile = write_text(tmp_path / "gen.toml", GEN_PROFILE.format(base=server.base("meshy")))
+        with Batch(catalog, out_dir=tmp_path / "out", profile=str(profile), workers=2, generate_concurrency=2) as b:
+            summary = b.run()
+        assert summary.verdicts == {"pass": 2}, [f for f in summary.failures]
+        assert server.submissions["meshy"] == 1
+
+
 def test_retry_resubmit_submits_an_unconfirmed_generation_again_for_the_named_job_only(tmp_path: Path, monkeypatch) -> None:
-    """`force = true` for one job of a batch: after a lost submit answer the job is reported, retried
-    plainly it is reported again (never paid twice), and `retry --id X --resubmit` submits it anew."""
+    """`force = true` for one job of a batch: after lost submit answers the jobs are reported, retried
+    plainly they are reported again (never paid twice), and `retry --id X --resubmit` submits X anew,
+    and only X."""
     pytest.importorskip("meshforge_provider_meshy")
     from meshforge.cli.main import main as cli
     from meshforge.generation.testing import ProviderServer
 
     catalog = write_csv(tmp_path / "catalog.csv", [{"id": "chair", "prompt": "a wooden chair"},
-                                                   {"id": "stool", "prompt": "a stool"}])
+                                                   {"id": "stool", "prompt": "a stool"},
+                                                   {"id": "table", "prompt": "a table"}])
     out = tmp_path / "out"
     runner = CliRunner()
     with ProviderServer() as server:
         for name, value in server.env().items():
             monkeypatch.setenv(name, value)
         profile = write_text(tmp_path / "gen.toml", GEN_PROFILE.format(base=server.base("meshy")))
-        server.inject("meshy", "submit", kind="drop")  # the first submit's answer is lost
+        server.inject("meshy", "submit", kind="drop", times=2)  # the first two submits' answers are lost
         with Batch(catalog, out_dir=out, profile=str(profile), entry_points=True, workers=0) as b:
             first = b.run()
-        assert first.verdicts == {"pass": 1, "unusable": 1} and server.submissions["meshy"] == 1
+        assert first.verdicts == {"pass": 1, "unusable": 2} and server.submissions["meshy"] == 1
         store = BatchStore(out, create=False)
-        (lost,) = [j.id for j in store.jobs() if j.verdict == "unusable"]
+        lost = sorted(j.id for j in store.jobs() if j.verdict == "unusable")
+        passed = next(j.id for j in store.jobs() if j.verdict == "pass")
         store.close()
 
-        plain = runner.invoke(cli, ["batch", "retry", str(out), "--id", lost, "-j", "0", "-q"])
-        assert plain.exit_code != 0 and server.count("meshy", "submit") == 2  # the lost one is not sent again
+        plain = runner.invoke(cli, ["batch", "retry", str(out), "--id", lost[0], "-j", "0", "-q"])
+        assert plain.exit_code != 0 and server.count("meshy", "submit") == 3  # the lost one is not sent again
         store = BatchStore(out, create=False)
-        assert store.job(lost).errors == ["generation.unconfirmed_submission"]  # type: ignore[union-attr]
+        assert store.job(lost[0]).errors == ["generation.unconfirmed_submission"]  # type: ignore[union-attr]
         store.close()
 
         refused = runner.invoke(cli, ["batch", "retry", str(out), "--resubmit", "-j", "0", "-q"])
         assert refused.exit_code == 2 and "give --id for each" in refused.output
-        again = runner.invoke(cli, ["batch", "retry", str(out), "--id", lost, "--resubmit", "-j", "0", "-q"])
-        assert again.exit_code == 0, again.output
-        assert server.submissions["meshy"] == 2 and server.count("meshy", "submit") == 3
+        nothing = runner.invoke(cli, ["batch", "retry", str(out), "--id", passed, "--resubmit", "-j", "0", "-q"])
+        assert nothing.exit_code == 2 and f"{passed}: has no unconfirmed generation" in nothing.output
+        again = runner.invoke(cli, ["batch", "retry", str(out), "--id", lost[0], "--resubmit", "-j", "0", "-q"])
+        assert again.exit_code != 0  # the other lost job still fails the batch
+        assert f"released {lost[0]}'s unconfirmed generation" in again.output
+        assert server.submissions["meshy"] == 2 and server.count("meshy", "submit") == 4
     store = BatchStore(out, create=False)
-    assert store.verdicts() == {"pass": 2}
+    assert {j.id: j.verdict for j in store.jobs()} == {passed: "pass", lost[0]: "pass", lost[1]: "unusable"}
     store.close()
+

@@ -220,6 +220,7 @@ class Batch:
                 catalog=str(Path(catalog).resolve()) if isinstance(catalog, (str, os.PathLike)) else None,
             )
         self.peak_rss_kb: dict[Any, int] = {}
+        self.released: dict[str, list[str]] = {}  # by the last retry(resubmit=True): job id -> provider job keys
 
     # --- running ------------------------------------------------------------------------------
 
@@ -304,28 +305,40 @@ class Batch:
         ``resubmit``: the generation jobs of ``ids`` whose earlier submission is unconfirmed (the run
         stopped before the provider's answer was recorded) are submitted again instead of reported
         again: ``force = true`` for those jobs only. A person checks the provider's dashboard first:
-        if the provider did accept the earlier submission, this pays twice.
+        if the provider did accept the earlier submission, this pays twice. Each named job must have
+        such a submission (named in its report), else nothing is changed and :class:`BatchError` says so.
         """
         ids = list(ids)
         if resubmit:
             if not ids:
                 raise BatchError("--resubmit", "may pay twice, so it names its jobs one by one: give --id for each")
-            self._release_unconfirmed(ids)
+            self.released = self._release_unconfirmed(ids)
         return self.store.requeue(failed=failed, verdicts=verdicts, ids=ids)
 
-    def _release_unconfirmed(self, ids: Sequence[str]) -> None:
+    def _release_unconfirmed(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        """Mark the unconfirmed provider jobs of ``ids`` ``stopped`` (a new submission may replace them);
+        returns job id -> released job keys. Checks every job before changing any."""
         from meshforge.batch.store import StateStore
 
-        unknown = [i for i in ids if self.store.job(i) is None]
-        if unknown:
-            raise BatchError(str(self.out_dir), f"no job {', '.join(map(repr, unknown))} in this batch")
         state = StateStore(self.store.path)
+        found: dict[str, list[str]] = {}
         for job_id in ids:
-            for key in _generation_keys(self.out_dir, self.store.job(job_id)):  # type: ignore[arg-type]
+            job = self.store.job(job_id)
+            if job is None:
+                raise BatchError(str(self.out_dir), f"no job {job_id!r} in this batch")
+            keys = [k for k in _generation_keys(self.out_dir, job)
+                    if (state.load(k) or {}).get("state") in ("prepared", "unconfirmed")]
+            if not keys:
+                raise BatchError(job_id, "has no unconfirmed generation to submit again (its report names none: "
+                                         "run `meshforge batch status` for its failure)")
+            found[job_id] = keys
+        for keys in found.values():
+            for key in keys:
                 record = state.load(key)
                 if record is not None and record.get("state") in ("prepared", "unconfirmed"):
                     state.save(key, {**record, "state": "stopped", "updated_at": time.time(),
                                      "error": "released for a new submission by `meshforge batch retry --resubmit`"})
+        return found
 
     def summary(self, *, ran: int = 0, seconds: float = 0.0) -> BatchSummary:
         return summarize(self.store, ran=ran, seconds=seconds, peak_rss_kb=max(self.peak_rss_kb.values(), default=0))

@@ -102,6 +102,9 @@ def retry_cmd(out_dir: Path, failed: bool, rejected: bool, ids: tuple[str, ...],
     b = Batch(None, out_dir=out_dir, executor=executor, workers=workers, scheduler=scheduler, job_timeout=job_timeout,
               generate_concurrency=generate_concurrency)
     n = b.retry(failed=failed, verdicts=("fail", "unusable") if rejected else (), ids=ids, resubmit=resubmit)
+    if not as_jsonl:
+        for job_id, keys in b.released.items():  # said even with --quiet: it may cost money
+            click.echo(f"released {job_id}'s unconfirmed generation ({', '.join(keys)}) for a new submission", err=True)
     if not quiet and not as_jsonl:
         click.echo(f"requeued {n} job(s)", err=True)
     _run(b, quiet=quiet, as_jsonl=as_jsonl)
