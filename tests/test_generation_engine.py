@@ -56,15 +56,20 @@ class Flaky:
         return [ValidateStep(name="test.flaky", summary="fails attempt 1", codes=("test.ugly",), check=check)]
 
 
-def test_an_unacceptable_result_is_regenerated_and_every_attempt_is_recorded(provider_server, corpus):
-    profile = {
+def regen_profile(server) -> dict:
+    """Meshy against the local server, then the Flaky check; attempt 1's test.ugly asks for attempt 2."""
+    return {
         "name": "regen",
         "chain": {"generate": ["provider"], "validate": ["flaky"]},
-        "steps": {"provider": {"uses": "meshy.generate", "base_url": provider_server.base("meshy"), "poll_initial_s": 0.02,
+        "steps": {"provider": {"uses": "meshy.generate", "base_url": server.base("meshy"), "poll_initial_s": 0.02,
                                "backoff_s": 0.01, "requests_per_s": 0.0},
                   "flaky": {"uses": "test.flaky"}},
         "run": {"regenerate_attempts": 2, "regenerate_on": ["test.ugly"]},
     }
+
+
+def test_an_unacceptable_result_is_regenerated_and_every_attempt_is_recorded(provider_server, corpus):
+    profile = regen_profile(provider_server)
     engine = Engine(profile, plugins=[meshy, Flaky()], entry_points=False)
     report = engine.run(corpus / PHOTO, state=MemoryJobStore())
     assert str(report.status) == "pass"
@@ -107,14 +112,7 @@ def test_a_regeneration_that_fails_is_an_attempt_of_the_report(provider_server, 
 
             return [ValidateStep(name="test.flaky", summary="fails attempt 1", codes=("test.ugly",), check=check)]
 
-    profile = {
-        "name": "regen",
-        "chain": {"generate": ["provider"], "validate": ["flaky"]},
-        "steps": {"provider": {"uses": "meshy.generate", "base_url": provider_server.base("meshy"), "poll_initial_s": 0.02,
-                               "backoff_s": 0.01, "requests_per_s": 0.0},
-                  "flaky": {"uses": "test.flaky"}},
-        "run": {"regenerate_attempts": 2, "regenerate_on": ["test.ugly"]},
-    }
+    profile = regen_profile(provider_server)
     report = Engine(profile, plugins=[meshy, FlakyThenFailing()], entry_points=False).run(corpus / PHOTO, state=MemoryJobStore())
     assert str(report.status) == "unusable"
     assert [(a["attempt"], a["status"]) for a in report.attempts] == [(1, "fail"), (2, "unusable")]
