@@ -158,6 +158,7 @@ from meshforge.generation.store import SqliteJobStore
 from meshforge_provider_meshy import Meshy, MeshyParams
 
 db, base, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
+poll, resubmit_failed = (float(sys.argv[4]), int(sys.argv[5])) if len(sys.argv) > 5 else (0.05, 0)
 
 
 class Descheduled(SqliteJobStore):  # pauses between the first look at the record and the claim
@@ -167,8 +168,8 @@ class Descheduled(SqliteJobStore):  # pauses between the first look at the recor
         return super().claim(*args, **kwargs)
 
 
-params = MeshyParams(base_url=base, deadline_s=600.0, backoff_cap_s=120.0, requests_per_s=0.0, poll_initial_s=0.05,
-                     poll_max_s=0.1)
+params = MeshyParams(base_url=base, deadline_s=600.0, backoff_cap_s=120.0, requests_per_s=0.0, poll_initial_s=poll,
+                     poll_max_s=max(poll, 0.1), resubmit_failed=resubmit_failed)
 runner = JobRunner(Meshy(params), params, http=httpx.Client(), store=Descheduled(db), key="K",
                    models_dir=Path(db).parent / "models")
 print(runner.run(GenerationRequest(kind="text", prompt="a chair")).provenance["job_id"], flush=True)
@@ -216,6 +217,66 @@ def test_runs_that_lost_the_claim_to_a_killed_owner_submit_once_between_them(tmp
         assert server.submissions["meshy"] == 1 and out_b.strip() == out_c.strip()  # one job, followed by both
 
 
+def test_a_run_following_a_failed_job_does_not_write_it_over_the_resubmission(tmp_path):
+    """resubmit_failed = 1: A's job fails and A submits a second one; B, following the first, used to
+    write "failed" back over A's new record, claim that, and pay for a third job."""
+    from meshforge.generation.store import SqliteJobStore
+
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    db = tmp_path / "jobs.sqlite"
+    SqliteJobStore(db).close()
+    with ProviderServer(task_seconds=2.0) as server:
+        server.fail_next_task("meshy", "moderation")  # the first job fails, later ones succeed
+        env = {**os.environ, **server.env()}
+
+        def start(poll: float) -> subprocess.Popen:
+            return subprocess.Popen([sys.executable, str(driver), str(db), server.base("meshy"), "0", str(poll), "1"],
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        a = start(0.05)
+        deadline = time.monotonic() + 120
+        while not (SqliteJobStore(db).load("K") or {}).get("job_id"):
+            assert time.monotonic() < deadline and a.poll() is None, a.communicate()
+            time.sleep(0.02)
+        b = start(1.0)  # follows the first job, polling slowly: it sees the failure after A has resubmitted
+        outs = [p.communicate(timeout=RERUN_S)[0] for p in (a, b)]
+        assert a.returncode == 0 and b.returncode == 0, outs
+        assert server.submissions["meshy"] == 2  # the failed job and one resubmission
+        assert SqliteJobStore(db).load("K")["state"] == "downloaded"
+
+
+def test_a_store_without_claim_keeps_the_claim_rules(tmp_path, monkeypatch):
+    """MemoryJobStore has no claim(): a synchronous job paid for but not kept (its folder cannot be
+    written) was submitted again silently; it must be refused like the SQLite store refuses it."""
+    import io
+
+    import httpx
+    from PIL import Image
+
+    from meshforge.generation.client import JobRunner
+    from meshforge.generation.providers import GenerationRequest, ImageRef, ProviderError
+    from meshforge.generation.store import MemoryJobStore
+
+    stability = pytest.importorskip("meshforge_provider_stability")
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(buf, "PNG")
+    req = GenerationRequest(kind="image", images=(ImageRef(data=buf.getvalue(), mime="image/png", name="a.png"),))
+    (tmp_path / "file").write_text("x")
+    store = MemoryJobStore()
+    with ProviderServer() as server, httpx.Client() as http:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        params = stability.StabilityParams(base_url=server.base("stability"), requests_per_s=0.0)
+        with pytest.raises(OSError):  # models folder under a file: the paid model cannot be kept
+            JobRunner(stability.Stability(params), params, http=http, store=store, key="K",
+                      models_dir=tmp_path / "file" / "models").run(req)
+        with pytest.raises(ProviderError) as err:
+            JobRunner(stability.Stability(params), params, http=http, store=store, key="K",
+                      models_dir=tmp_path / "models").run(req)
+        assert "force = true" in err.value.message and server.submissions["stability"] == 1
+
+
 def test_only_a_process_known_dead_here_gives_up_its_record(tmp_path):
     from meshforge.generation import owner as owner_mod
     from meshforge.generation.owner import current_owner, idle_and_gone, owner_gone
@@ -231,6 +292,11 @@ def test_only_a_process_known_dead_here_gives_up_its_record(tmp_path):
         # another machine, boot or pid namespace (containers sharing a hostname are each pid 1): unknowable
         for key in ("host", "boot", "pidns"):
             assert not owner_gone({**record, "owner": {**alive, "pid": 999_999_999, key: "elsewhere"}}), key
+        child.kill()
+        deadline = time.monotonic() + 10
+        while owner_mod._stat(child.pid)[0] != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert owner_gone(record)  # killed, not reaped yet (a zombie): it will never send anything
     finally:
         child.kill()
         child.wait()

@@ -326,8 +326,7 @@ class Batch:
             job = self.store.job(job_id)
             if job is None:
                 raise BatchError(str(self.out_dir), f"no job {job_id!r} in this batch")
-            keys = [k for k in _generation_keys(self.out_dir, job)
-                    if (state.load(k) or {}).get("state") in ("prepared", "unconfirmed")]
+            keys = [k for k in _generation_keys(self.out_dir, job) if _unconfirmed(state.load(k))]
             if not keys:
                 raise BatchError(job_id, "has no unconfirmed generation to submit again (its report names none: "
                                          "run `meshforge batch status` for its failure)")
@@ -335,7 +334,7 @@ class Batch:
         for keys in found.values():
             for key in keys:
                 record = state.load(key)
-                if record is not None and record.get("state") in ("prepared", "unconfirmed"):
+                if record is not None and _unconfirmed(record):
                     state.save(key, {**record, "state": "stopped", "updated_at": time.time(),
                                      "error": "released for a new submission by `meshforge batch retry --resubmit`"})
         return found
@@ -351,6 +350,16 @@ class Batch:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _unconfirmed(record: dict[str, Any] | None) -> bool:
+    """An unconfirmed submission nobody is still making: ``unconfirmed``, or ``prepared`` by an owner
+    known to have ended (a live run's record is its own business)."""
+    from meshforge.generation.owner import owner_gone
+
+    if record is None:
+        return False
+    return record.get("state") == "unconfirmed" or (record.get("state") == "prepared" and owner_gone(record))
 
 
 def _generation_keys(out_dir: Path, job: JobRow) -> list[str]:

@@ -27,6 +27,7 @@ import hashlib
 import logging
 import os
 import random
+import secrets
 import struct
 import threading
 import time
@@ -48,7 +49,7 @@ from meshforge.generation.providers import (
     ProviderError,
 )
 from meshforge.generation.owner import current_owner, idle_and_gone, owner_gone
-from meshforge.generation.store import JobStore
+from meshforge.generation.store import JobStore, may_claim
 from meshforge.io.sniff import detect
 
 log = logging.getLogger("meshforge.generation")
@@ -228,6 +229,13 @@ class Api(_ProviderWork):
                 self.sending(True)
             try:
                 response = self.http.request(method, url, headers=self._headers(url, headers), timeout=self._timeout(), **kwargs)
+            except RuntimeError:
+                if not self.http.is_closed:
+                    raise
+                if submit:
+                    self.sending(False)  # closed under us (the run ended) before anything was sent
+                raise ProviderError(f"{phase}: not sent, the run has ended", retryable=False,
+                                    code="generation.unavailable") from None
             except httpx.UnsupportedProtocol as exc:  # raised before anything is sent
                 if submit:
                     self.sending(False)
@@ -375,8 +383,26 @@ class JobRunner(_ProviderWork):
 
     def _save(self, record: dict[str, Any], **changes: Any) -> dict[str, Any]:
         record.update(changes, updated_at=time.time())
+        stored = self.store.load(self.key)
+        if (stored is not None and stored.get("claim") != record.get("claim")
+                and (stored.get("state") == "prepared" or int(stored.get("submissions", 0)) > int(record.get("submissions", 0)))):
+            # Another run has claimed this key since (it resubmitted a failed job): a run still following
+            # the older job must not write that job back over the new claim, or a rerun would pay again.
+            return record
         self.store.save(self.key, record)
         return record
+
+    def _claim(self, claim: Callable[..., bool] | None, fresh: dict[str, Any]) -> bool:
+        """The store's atomic ``claim``; for a store without one, the same rule under this key's lock
+        (enough within one process, which is all a store without ``claim`` can promise)."""
+        stale_s = float(self.params.deadline_s)
+        if callable(claim):
+            return claim(self.key, fresh, stale_s, takeover=idle_and_gone)
+        current = self.store.load(self.key)
+        if current is not None and not may_claim(current, float(current.get("updated_at", 0)), stale_s, idle_and_gone):
+            return False
+        self.store.save(self.key, fresh)
+        return True
 
     def run(self, req: GenerationRequest) -> JobResult:
         with _key_lock(self.key):
@@ -434,9 +460,8 @@ class JobRunner(_ProviderWork):
                 else:
                     fresh = {"key": self.key, "provider": self.provider.name, "attempt": self.attempt,
                              "submissions": prior_submissions, "state": "prepared", "in_flight": False,
-                             "owner": current_owner(), "updated_at": time.time()}
-                    if (callable(claim) and not self.params.force
-                            and not claim(self.key, fresh, float(self.params.deadline_s), takeover=idle_and_gone)):
+                             "owner": current_owner(), "claim": secrets.token_hex(8), "updated_at": time.time()}
+                    if not self.params.force and not self._claim(claim, fresh):
                         # Another run got here first: follow its job, or claim again once it has ended
                         # without one. Nothing is submitted without a successful claim.
                         other = self._settle(self._wait_for_other(deadline))

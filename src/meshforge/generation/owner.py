@@ -18,9 +18,9 @@ from typing import Any
 
 def _read(path: str) -> str | None:
     try:
-        with open(path, encoding="ascii") as fh:
-            return fh.read().strip() or None
-    except (OSError, UnicodeDecodeError):
+        with open(path, "rb") as fh:  # bytes: a command name may be any bytes (/proc/<pid>/stat)
+            return fh.read().decode("utf-8", "replace").strip() or None
+    except OSError:
         return None
 
 
@@ -31,15 +31,21 @@ def _pid_namespace() -> str | None:
         return None
 
 
-def _start_time(pid: int) -> int | None:
-    """Clock ticks after boot at which ``pid`` started (``/proc/<pid>/stat`` field 22), or None."""
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks after boot) of ``pid`` from ``/proc/<pid>/stat``, or None."""
     stat = _read(f"/proc/{pid}/stat")
     if stat is None:
         return None
     try:
-        return int(stat.rsplit(")", 1)[1].split()[19])  # fields after the command name, which may hold spaces
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces and ")"
+        return fields[0], int(fields[19])
     except (IndexError, ValueError):
         return None
+
+
+def _start_time(pid: int) -> int | None:
+    stat = _stat(pid)
+    return None if stat is None else stat[1]
 
 
 _HOST = socket.gethostname()
@@ -71,10 +77,16 @@ def owner_gone(record: dict[str, Any]) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except OSError:  # it exists (another user's)
-        pass
-    start = _start_time(pid)
-    return start is not None and owner.get("start") is not None and start != owner["start"]
+    except (OSError, OverflowError):  # it exists (another user's), or the record is corrupt: alive
+        if not 0 < pid < 2**31:
+            return False
+    stat = _stat(pid)
+    if stat is None:
+        return False
+    state, start = stat
+    if state in ("Z", "X"):
+        return True  # killed, not yet reaped by its parent: it will never send anything
+    return owner.get("start") is not None and start != owner["start"]
 
 
 def idle_and_gone(record: dict[str, Any] | None) -> bool:
