@@ -341,3 +341,28 @@ def test_tripo_refusing_with_http_200_is_failed_not_unconfirmed(tmp_path, photo,
         assert record["state"] == "failed"
         out = run_provider_step(step, server, http, Inputs(id="sku", images=(photo,)), "tripo", store=SqliteJobStore(store))
         assert out is not None and server.submissions["tripo"] == 1
+
+
+def test_force_over_an_unconfirmed_in_flight_record_records_its_own_job(tmp_path, monkeypatch):
+    """force = true over a dead run's "prepared, in flight" record: the new job must be recorded (a
+    kill after it would otherwise leave no trace of a paid job)."""
+    import httpx
+
+    from meshforge.generation.client import JobRunner
+    from meshforge.generation.owner import current_owner
+    from meshforge.generation.providers import GenerationRequest
+    from meshforge.generation.store import SqliteJobStore
+
+    meshy = pytest.importorskip("meshforge_provider_meshy")
+    store = SqliteJobStore(tmp_path / "jobs.sqlite")
+    dead = {**current_owner(), "pid": 2**30, "start": 1}
+    store.save("K", {"key": "K", "state": "prepared", "in_flight": True, "owner": dead, "claim": "theirs",
+                     "submissions": 0, "updated_at": time.time()})
+    with ProviderServer() as server, httpx.Client() as http:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        params = meshy.MeshyParams(base_url=server.base("meshy"), requests_per_s=0.0, poll_initial_s=0.02, force=True)
+        result = JobRunner(meshy.Meshy(params), params, http=http, store=store, key="K",
+                           models_dir=tmp_path / "models").run(GenerationRequest(kind="text", prompt="a chair"))
+    record = store.load("K")
+    assert record["state"] == "downloaded" and record["job_id"] == result.provenance["job_id"]

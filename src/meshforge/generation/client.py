@@ -479,7 +479,10 @@ class JobRunner(_ProviderWork):
                             raise ProviderError("another run holds this job at the deadline", retryable=False,
                                                 code="generation.timeout")
                         continue
-                    record = self._save(fresh)
+                    # Ours now (the claim wrote it, or force = true asked for it): written as is, so
+                    # every later save of this submission passes _save's newer-claim check.
+                    self.store.save(self.key, fresh)
+                    record = fresh
                     handle, status = self._submit(req, api, record)
                     prior_submissions = record["submissions"]
                 if status is None:
