@@ -366,3 +366,29 @@ def test_force_over_an_unconfirmed_in_flight_record_records_its_own_job(tmp_path
                            models_dir=tmp_path / "models").run(GenerationRequest(kind="text", prompt="a chair"))
     record = store.load("K")
     assert record["state"] == "downloaded" and record["job_id"] == result.provenance["job_id"]
+
+
+def test_a_closed_http_client_sends_nothing_and_marks_nothing_in_flight(tmp_path, monkeypatch):
+    """A step abandoned at its time limit finds its run's HTTP client closed: nothing is sent, and the
+    record says so (failed, not in flight), so a rerun submits instead of reporting a billed job."""
+    import httpx
+
+    from meshforge.generation.client import JobRunner
+    from meshforge.generation.providers import GenerationRequest, ProviderError
+    from meshforge.generation.store import SqliteJobStore
+
+    meshy = pytest.importorskip("meshforge_provider_meshy")
+    store = SqliteJobStore(tmp_path / "jobs.sqlite")
+    with ProviderServer() as server:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        params = meshy.MeshyParams(base_url=server.base("meshy"), requests_per_s=0.0)
+        http = httpx.Client()
+        http.close()
+        with pytest.raises(ProviderError) as err:
+            JobRunner(meshy.Meshy(params), params, http=http, store=store, key="K",
+                      models_dir=tmp_path / "models").run(GenerationRequest(kind="text", prompt="a chair"))
+        assert err.value.code == "generation.unavailable" and "not sent" in err.value.message
+        assert server.count("meshy", "submit") == 0
+    record = store.load("K")
+    assert record["state"] == "failed" and record["in_flight"] is False

@@ -358,25 +358,9 @@ class StateStore:
               takeover: Callable[[dict[str, Any]], bool] | None = None) -> bool:
         """Atomically write ``record`` unless another run is submitting this key: two catalog rows with
         the same input share one provider job, and their workers race for it."""
-        from meshforge.generation.store import may_claim
+        from meshforge.generation.store import claim_row
 
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = conn.execute("SELECT record, updated FROM state WHERE key = ?", (key,)).fetchone()
-            if row is not None and not may_claim(json.loads(row["record"]), row["updated"], stale_s, takeover):
-                conn.execute("ROLLBACK")
-                return False
-            conn.execute(
-                "INSERT INTO state (key, record, updated) VALUES (?, ?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET record = excluded.record, updated = excluded.updated",
-                (key, json.dumps(dict(record), default=str), time.time()),
-            )
-            conn.execute("COMMIT")
-            return True
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        return claim_row(self._conn(), "state", key, json.dumps(dict(record), default=str), stale_s, takeover)
 
     def delete(self, key: str) -> None:
         self._conn().execute("DELETE FROM state WHERE key = ?", (key,))

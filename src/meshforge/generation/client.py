@@ -49,7 +49,7 @@ from meshforge.generation.providers import (
     ProviderError,
 )
 from meshforge.generation.owner import current_owner, idle_and_gone, owner_gone
-from meshforge.generation.store import JobStore, may_claim
+from meshforge.generation.store import CLAIMABLE, JobStore, may_claim
 from meshforge.io.sniff import detect
 
 log = logging.getLogger("meshforge.generation")
@@ -160,12 +160,11 @@ class Api(_ProviderWork):
     """HTTP for one job against one provider: auth, timeouts, retries, pacing. Keys never leave here."""
 
     def __init__(self, http: httpx.Client, provider: Provider, params: Any, *, limiter: Limiter, deadline: float,
-                 key: str | None, logger: logging.Logger | None = None, sleep: Callable[[float], None] = time.sleep,
-                 sending: Callable[[bool], None] | None = None) -> None:
+                 key: str | None, logger: logging.Logger | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(provider, params, http, logger, sleep)
-        # Told True just before a submit request goes out, False once an answer (or a refused
-        # connection) proves the provider did not act on it: the job record keeps the difference.
-        self.sending = sending
+        # Set by the job runner while it submits: told True just before a submit request goes out,
+        # False once an answer (or a refused connection) proves the provider did not act on it.
+        self.sending: Callable[[bool], None] | None = None
         self.limiter = limiter
         self.deadline = deadline
         self._key = key
@@ -222,18 +221,16 @@ class Api(_ProviderWork):
                 raise ProviderError("the job's deadline passed", retryable=False, code="generation.timeout")
             self.limiter.pace()
             self.stats.requests += 1
-            if self.http.is_closed:  # the run is over (a step abandoned at its time limit): send nothing
-                raise ProviderError(f"{phase}: not sent, the run has ended", retryable=False, code="generation.unavailable")
             submit = phase == "submit" and self.sending is not None
             if submit:
                 self.sending(True)
             try:
                 response = self.http.request(method, url, headers=self._headers(url, headers), timeout=self._timeout(), **kwargs)
-            except RuntimeError:
+            except RuntimeError:  # httpx refuses a closed client before sending (a step abandoned at its time limit)
                 if not self.http.is_closed:
                     raise
                 if submit:
-                    self.sending(False)  # closed under us (the run ended) before anything was sent
+                    self.sending(False)
                 raise ProviderError(f"{phase}: not sent, the run has ended", retryable=False,
                                     code="generation.unavailable") from None
             except httpx.UnsupportedProtocol as exc:  # raised before anything is sent
@@ -643,10 +640,6 @@ class JobRunner(_ProviderWork):
             out.update(requests=api.stats.requests, retries=api.stats.retries, polls=api.stats.polls,
                        seconds=round(seconds, 3))
         return out
-
-
-# Records a new submission may replace (claim accepts them); a run with none of these follows its job.
-CLAIMABLE = frozenset({"failed", "canceled", "expired", "stopped"})
 
 
 def _resumable(record: dict[str, Any] | None) -> bool:

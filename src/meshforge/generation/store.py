@@ -93,29 +93,39 @@ class SqliteJobStore:
     def claim(self, key: str, record: dict[str, Any], stale_s: float = 600.0,
               takeover: Callable[[dict[str, Any]], bool] | None = None) -> bool:
         """Atomically write ``record`` unless another run is already submitting this key (see :func:`may_claim`)."""
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute("SELECT record, updated FROM jobs WHERE key = ?", (key,)).fetchone()
-            if row is not None and not may_claim(json.loads(row[0]), row[1], stale_s, takeover):
-                db.execute("ROLLBACK")
-                return False
-            db.execute(
-                "INSERT INTO jobs (key, record, updated) VALUES (?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET record = excluded.record, updated = excluded.updated",
-                (key, json.dumps(record, sort_keys=True, default=str), time.time()),
-            )
-            db.execute("COMMIT")
-            return True
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        return claim_row(self._connect(), "jobs", key, json.dumps(record, sort_keys=True, default=str), stale_s, takeover)
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()
             self._local.db = None
+
+
+# Records a new submission may replace; a run finding any other state follows (or reports) that job.
+CLAIMABLE = frozenset({"failed", "canceled", "expired", "stopped"})
+
+
+def claim_row(db: sqlite3.Connection, table: str, key: str, raw: str, stale_s: float,
+              takeover: Callable[[dict[str, Any]], bool] | None) -> bool:
+    """``claim`` for a SQLite table of (key, record, updated) rows, in one immediate transaction: the
+    job store's and the batch database's ``state`` table share it."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute(f"SELECT record, updated FROM {table} WHERE key = ?", (key,)).fetchone()
+        if row is not None and not may_claim(json.loads(row[0]), row[1], stale_s, takeover):
+            db.execute("ROLLBACK")
+            return False
+        db.execute(
+            f"INSERT INTO {table} (key, record, updated) VALUES (?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET record = excluded.record, updated = excluded.updated",
+            (key, raw, time.time()),
+        )
+        db.execute("COMMIT")
+        return True
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def may_claim(current: dict[str, Any], updated: float, stale_s: float,
@@ -128,7 +138,7 @@ def may_claim(current: dict[str, Any], updated: float, stale_s: float,
     two runs finding the same dead owner cannot both take it over.
     """
     state = current.get("state")
-    if state in ("failed", "canceled", "expired", "stopped"):
+    if state in CLAIMABLE:
         return True
     if state == "prepared" and updated < time.time() - stale_s:
         return True
@@ -139,4 +149,4 @@ def is_job_store(obj: Any) -> bool:
     return obj is not None and callable(getattr(obj, "load", None)) and callable(getattr(obj, "save", None))
 
 
-__all__ = ["JobStore", "MemoryJobStore", "SqliteJobStore", "is_job_store", "may_claim"]
+__all__ = ["CLAIMABLE", "JobStore", "MemoryJobStore", "SqliteJobStore", "claim_row", "is_job_store", "may_claim"]
